@@ -1,0 +1,118 @@
+"""Settings from the environment and an optional INI file.
+
+Asterisk admins keep their settings in INI files, while containers pass them in the
+environment; both work, and the environment wins. Every value is validated here, once,
+so the call path and the CLI can trust a Config they are handed.
+"""
+
+import os
+
+from agi.calling_codes import CALLING_CODES
+
+DEFAULT_CONFIG_FILE = "/etc/callroute.conf"
+INI_SECTION = "callroute"
+
+# key -> (environment variable, default)
+_KEYS = {
+    "redis_url": ("CALLROUTE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "country": ("CALLROUTE_COUNTRY", "FR"),
+    "trunk_dial": ("CALLROUTE_TRUNK_DIAL", "PJSIP/{number}@carrier"),
+    "default_device": ("CALLROUTE_DEFAULT_DEVICE", "PJSIP/{ext}"),
+    "timeout_ms": ("CALLROUTE_TIMEOUT_MS", "300"),
+    "prefix": ("CALLROUTE_PREFIX", "callroute:"),
+}
+_MAX_TIMEOUT_MS = 10_000
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+class Config:
+    """Validated settings. Plain class with slots: dataclasses cost ~10 ms to import."""
+
+    __slots__ = ("calling_code", "country", "default_device", "prefix", "redis_url",
+                 "timeout_ms", "trunk_dial")
+
+    def __init__(self, *, redis_url: str, country: str, trunk_dial: str,
+                 default_device: str, timeout_ms: int, prefix: str):
+        self.redis_url = redis_url
+        self.country = country
+        self.calling_code = CALLING_CODES[country]
+        self.trunk_dial = trunk_dial
+        self.default_device = default_device
+        self.timeout_ms = timeout_ms
+        self.prefix = prefix
+
+    def trunk_for(self, number: str) -> str:
+        return self.trunk_dial.replace("{number}", number)
+
+    def default_device_for(self, ext: str) -> str:
+        return self.default_device.replace("{ext}", ext)
+
+
+def _read_ini(path: str, required: bool) -> dict[str, str]:
+    if not os.path.exists(path):
+        if required:
+            raise ConfigError(f"config file {path} (from CALLROUTE_CONFIG) does not exist")
+        return {}
+    import configparser  # only when a file exists: keeps the call path lean
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if not parser.has_section(INI_SECTION):
+        return {}
+    section = parser[INI_SECTION]
+    unknown = sorted(set(section) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path} [{INI_SECTION}]: {', '.join(unknown)}")
+    return dict(section)
+
+
+def load(environ: dict[str, str] | None = None) -> Config:
+    """Build the Config: defaults, then the INI file, then the environment."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("CALLROUTE_CONFIG")
+    values = {key: default for key, (_, default) in _KEYS.items()}
+    values.update(_read_ini(explicit or DEFAULT_CONFIG_FILE, required=bool(explicit)))
+    for key, (var, _) in _KEYS.items():
+        if var in env:
+            values[key] = env[var]
+    return _validate(values)
+
+
+def _validate(values: dict[str, str]) -> Config:
+    country = values["country"].strip().upper()
+    if country not in CALLING_CODES:
+        raise ConfigError(f"CALLROUTE_COUNTRY {values['country']!r} is not an ISO region code "
+                          "such as FR or US")
+    trunk = values["trunk_dial"].strip()
+    if trunk.count("{number}") != 1 or _has_dial_syntax(trunk.replace("{number}", "")):
+        raise ConfigError("CALLROUTE_TRUNK_DIAL must contain {number} exactly once and no "
+                          "'&', ',', quotes, spaces or parentheses, e.g. PJSIP/{number}@carrier")
+    device = values["default_device"].strip()
+    if device.count("{ext}") != 1 or _has_dial_syntax(device.replace("{ext}", "")):
+        raise ConfigError("CALLROUTE_DEFAULT_DEVICE must contain {ext} exactly once and no "
+                          "dial syntax, e.g. PJSIP/{ext}")
+    try:
+        timeout_ms = int(values["timeout_ms"])
+    except ValueError:
+        timeout_ms = -1
+    if not 1 <= timeout_ms <= _MAX_TIMEOUT_MS:
+        raise ConfigError(f"CALLROUTE_TIMEOUT_MS must be a whole number of milliseconds "
+                          f"from 1 to {_MAX_TIMEOUT_MS}")
+    prefix = values["prefix"].strip()
+    if not prefix or _has_dial_syntax(prefix) or "*" in prefix:
+        raise ConfigError("CALLROUTE_PREFIX must be non-empty, without spaces or '*'")
+    url = values["redis_url"].strip()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("CALLROUTE_REDIS_URL must start with redis://, rediss:// or unix://")
+    return Config(redis_url=url, country=country, trunk_dial=trunk, default_device=device,
+                  timeout_ms=timeout_ms, prefix=prefix)
+
+
+def _has_dial_syntax(text: str) -> bool:
+    return any(ch in text for ch in "&,()\"'\\ \t\r\n$") or not text.isprintable()

@@ -1,0 +1,47 @@
+"""Call-time checks on everything read from Redis before it can reach Dial().
+
+Redis is writable by more than our CLI, so nothing in it is trusted. These checks
+are deliberately strict and cheap (no phonenumbers import): a value that fails is
+never dialled, and the call falls back to ringing the extension's own phones.
+"""
+
+import re
+
+# E.164 allows at most 15 digits after the "+", calling code included.
+_E164_MAX_DIGITS = 15
+# Shortest national number we accept: rules out emergency and short codes such
+# as "+33112" or "+3315" that a tampered store might hold.
+_NATIONAL_MIN_DIGITS = 6
+
+# An extension is used in Redis keys, mailbox names and dial-string templates,
+# so it gets the narrowest alphabet that real numbering plans need.
+_EXTENSION = re.compile(r"[0-9A-Za-z_-]{1,32}")
+# TECH/resource, without any character Dial() treats as syntax: "&" (another
+# leg), "," (the next argument), "(" ")", quotes, spaces or "$" "{" "}".
+_DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@:+/-]{1,96}")
+_MAILBOX = re.compile(r"[0-9A-Za-z_-]{1,32}@[0-9A-Za-z_-]{1,32}")
+
+
+def is_extension(value: str) -> bool:
+    return _EXTENSION.fullmatch(value) is not None
+
+
+def is_device(value: str) -> bool:
+    return _DEVICE.fullmatch(value) is not None
+
+
+def is_mailbox(value: str) -> bool:
+    return _MAILBOX.fullmatch(value) is not None
+
+
+def is_home_e164(value: str, calling_code: str) -> bool:
+    """True for "+", the home calling code, then a plausible national number."""
+    prefix = "+" + calling_code
+    if not value.startswith(prefix):
+        return False
+    national = value[len(prefix):]
+    return (
+        national.isascii()
+        and national.isdigit()
+        and _NATIONAL_MIN_DIGITS <= len(national) <= _E164_MAX_DIGITS - len(calling_code)
+    )

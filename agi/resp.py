@@ -1,0 +1,162 @@
+"""A minimal Redis client for the per-call path: one pipelined round trip, hard deadline.
+
+redis-py costs about 150 ms to import here (it pulls in asyncio), more than the rest of
+a call put together. The call path needs only AUTH, SELECT and HGETALL, so it speaks
+RESP itself; the admin CLI and long-running servers use redis-py.
+"""
+
+import socket
+import time
+from urllib.parse import unquote, urlsplit
+
+
+class RespError(Exception):
+    """The store could not answer in time or answered with an error (message has no secret)."""
+
+
+class RedisTarget:
+    """Where and how to connect, parsed from a redis://, rediss:// or unix:// URL."""
+
+    __slots__ = ("db", "host", "password", "path", "port", "tls", "username")
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise RespError(f"unsupported Redis URL scheme {parts.scheme!r}")
+        self.tls = parts.scheme == "rediss"
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password is not None else None
+        query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
+        if parts.scheme == "unix":
+            self.path, self.host, self.port = parts.path, "", 0
+            db_text = query.get("db", "0")
+        else:
+            self.path = ""
+            self.host = parts.hostname or "127.0.0.1"
+            try:
+                self.port = parts.port or 6379
+            except ValueError:
+                raise RespError("invalid port in Redis URL") from None
+            db_text = parts.path.lstrip("/") or query.get("db", "0")
+        if not db_text.isdigit():
+            raise RespError("invalid database number in Redis URL")
+        self.db = int(db_text)
+
+
+def _command(*words: str) -> bytes:
+    out = [b"*%d\r\n" % len(words)]
+    for word in words:
+        data = word.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _Reader:
+    """Reads RESP2 replies from a socket, never past the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock = sock
+        self.deadline = deadline
+        self.buf = b""
+
+    def _fill(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise RespError("Redis did not answer before the deadline")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except TimeoutError:
+            raise RespError("Redis did not answer before the deadline") from None
+        if not chunk:
+            raise RespError("Redis closed the connection")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            self._fill()
+        line, self.buf = self.buf[:end], self.buf[end + 2:]
+        return line
+
+    def _exact(self, size: int) -> bytes:
+        while len(self.buf) < size + 2:
+            self._fill()
+        data, self.buf = self.buf[:size], self.buf[size + 2:]
+        return data
+
+    def reply(self) -> object:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode("utf-8", "replace")
+        if kind == b"-":
+            # The first word is the error class (WRONGPASS, NOAUTH, WRONGTYPE...): enough
+            # to diagnose, and it never echoes a credential back.
+            return RespError("Redis error " + rest.split(b" ", 1)[0].decode("ascii", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else self._exact(size).decode("utf-8", "replace")
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [self.reply() for _ in range(count)]
+        raise RespError("Redis sent an unreadable reply")
+
+
+def _connect(target: RedisTarget, deadline: float) -> socket.socket:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise RespError("no time left to connect to Redis")
+    try:
+        if target.path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(remaining)
+            sock.connect(target.path)
+        else:
+            sock = socket.create_connection((target.host, target.port), timeout=remaining)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if target.tls:
+            import ssl  # only for rediss://: ssl costs a few ms to import
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
+    except TimeoutError:
+        raise RespError("timed out connecting to Redis") from None
+    except OSError as exc:
+        raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
+            from None
+    return sock
+
+
+def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:
+    """HGETALL every key in one pipelined round trip; raise RespError on any failure."""
+    target = RedisTarget(url)
+    preamble: list[bytes] = []
+    if target.password is not None:
+        auth = ("AUTH", target.username, target.password) if target.username else \
+            ("AUTH", target.password)
+        preamble.append(_command(*auth))
+    if target.db:
+        preamble.append(_command("SELECT", str(target.db)))
+    sock = _connect(target, deadline)
+    try:
+        sock.sendall(b"".join(preamble + [_command("HGETALL", key) for key in keys]))
+        reader = _Reader(sock, deadline)
+        for _ in preamble:
+            answer = reader.reply()
+            if isinstance(answer, RespError):
+                raise answer
+        hashes = []
+        for _ in keys:
+            answer = reader.reply()
+            if isinstance(answer, RespError):
+                raise answer
+            if not isinstance(answer, list) or len(answer) % 2:
+                raise RespError("Redis sent an unexpected reply to HGETALL")
+            hashes.append(dict(zip(answer[::2], answer[1::2], strict=True)))
+        return hashes
+    except OSError as exc:
+        raise RespError(f"Redis connection failed ({exc.strerror or type(exc).__name__})") \
+            from None
+    finally:
+        sock.close()

@@ -1,0 +1,166 @@
+"""Redis keys, the one-round-trip read for a call, and the admin writes.
+
+Schema (public contract, see README): `<prefix>ext:<EXT>` hash per extension,
+`<prefix>company` hash, and `<prefix>extensions`, the set of configured extensions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agi.config import Config
+from agi.resp import RespError, hgetall_many
+
+if TYPE_CHECKING:
+    import redis
+
+SCHEMA_VERSION = "1"
+# Admin commands are interactive: a little more patience than a live call gets.
+ADMIN_TIMEOUT_S = 3.0
+
+
+class StoreError(Exception):
+    """Redis is unreachable, too slow or refused us. The message never holds a secret."""
+
+
+def ext_key(prefix: str, ext: str) -> str:
+    return f"{prefix}ext:{ext}"
+
+
+def company_key(prefix: str) -> str:
+    return f"{prefix}company"
+
+
+def index_key(prefix: str) -> str:
+    return f"{prefix}extensions"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe to print or log."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, hostpart = rest.partition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    return f"{scheme}://{user}:***@{hostpart}"
+
+
+def read_call_settings(config: Config, ext: str, deadline: float) -> tuple[dict, dict]:
+    """The extension hash and the company hash, in one round trip, before `deadline`."""
+    try:
+        fields, company = hgetall_many(
+            config.redis_url, [ext_key(config.prefix, ext), company_key(config.prefix)], deadline)
+    except RespError as exc:
+        raise StoreError(str(exc)) from None
+    return fields, company
+
+
+class AdminStore:
+    """Reads and atomic writes for the CLI, through redis-py."""
+
+    def __init__(self, config: Config):
+        import redis  # deferred: ~150 ms, and only admin commands need it
+
+        self._redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                              redis.exceptions.AuthenticationError,
+                              redis.exceptions.ResponseError)
+        self._watch_error = redis.exceptions.WatchError
+        self.config = config
+        self.prefix = config.prefix
+        self.client: redis.Redis = redis.Redis.from_url(
+            config.redis_url, socket_connect_timeout=ADMIN_TIMEOUT_S,
+            socket_timeout=ADMIN_TIMEOUT_S, retry_on_timeout=False, retry=None,
+            decode_responses=True)
+
+    def _call(self, what: str, func: Callable):
+        try:
+            return func()
+        except self._redis_errors as exc:
+            detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            password = self.client.connection_pool.connection_kwargs.get("password")
+            if password:
+                detail = detail.replace(password, "***")
+            raise StoreError(f"cannot {what}: Redis at {redact_url(self.config.redis_url)} "
+                             f"failed ({detail})") from None
+
+    def get_extension(self, ext: str) -> dict[str, str]:
+        return self._call("read the extension",
+                          lambda: self.client.hgetall(ext_key(self.prefix, ext)))
+
+    def get_company(self) -> dict[str, str]:
+        return self._call("read the company settings",
+                          lambda: self.client.hgetall(company_key(self.prefix)))
+
+    def list_extensions(self) -> list[str]:
+        members = self._call("list extensions",
+                             lambda: self.client.smembers(index_key(self.prefix)))
+        return sorted(members, key=lambda e: (len(e), e))
+
+    def all_extensions(self) -> dict[str, dict[str, str]]:
+        """Every extension's hash, fetched in one pipeline."""
+        exts = self.list_extensions()
+
+        def fetch() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            for ext in exts:
+                pipe.hgetall(ext_key(self.prefix, ext))
+            return pipe.execute()
+
+        return dict(zip(exts, self._call("read extensions", fetch), strict=True))
+
+    def update_extension(self, ext: str,
+                         change: Callable[[dict[str, str]], dict[str, str] | None]) -> dict:
+        """Apply `change` to the extension's fields atomically (WATCH/MULTI).
+
+        `change` gets the current fields (empty if absent) and returns the complete new
+        hash, or None to delete it. It may raise to abort; then nothing is written. The
+        hash is replaced inside one MULTI, so a call never reads a half-written change.
+        """
+        key = ext_key(self.prefix, ext)
+
+        def attempt() -> dict:
+            while True:
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(key)
+                        new = change(pipe.hgetall(key))
+                        pipe.multi()
+                        pipe.delete(key)
+                        if new is None:
+                            pipe.srem(index_key(self.prefix), ext)
+                        else:
+                            pipe.hset(key, mapping={**new, "schema": SCHEMA_VERSION})
+                            pipe.sadd(index_key(self.prefix), ext)
+                        pipe.execute()
+                        return new or {}
+                    except self._watch_error:
+                        continue
+
+        return self._call("update the extension", attempt)
+
+    def set_company(self, fields: dict[str, str]) -> None:
+        key = company_key(self.prefix)
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping=fields)
+            pipe.execute()
+
+        self._call("update the company settings", write)
+
+
+def dumps_list(items: list[str]) -> str:
+    return json.dumps(items, separators=(",", ":"))
+
+
+def loads_list(raw: str | None) -> list[str]:
+    """A stored JSON list for display and edits; corrupt data reads as empty."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
