@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from agi.config import Config
 from agi.resp import RespError, hgetall_many
-
-if TYPE_CHECKING:
-    import redis
 
 SCHEMA_VERSION = "1"
 # Admin commands are interactive: a little more patience than a live call gets.
@@ -69,7 +65,7 @@ class AdminStore:
         self._watch_error = redis.exceptions.WatchError
         self.config = config
         self.prefix = config.prefix
-        self.client: redis.Redis = redis.Redis.from_url(
+        self.client = redis.Redis.from_url(
             config.redis_url, socket_connect_timeout=ADMIN_TIMEOUT_S,
             socket_timeout=ADMIN_TIMEOUT_S, retry_on_timeout=False, retry=None,
             decode_responses=True)
