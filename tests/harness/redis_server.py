@@ -50,7 +50,8 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: _answers_ping(self.port, self.password), timeout,
                    f"redis-server on port {self.port}")
         return self
