@@ -17,8 +17,11 @@ _NATIONAL_MIN_DIGITS = 6
 # so it gets the narrowest alphabet that real numbering plans need.
 _EXTENSION = re.compile(r"[0-9A-Za-z_-]{1,32}")
 # TECH/resource, without any character Dial() treats as syntax: "&" (another
-# leg), "," (the next argument), "(" ")", quotes, spaces or "$" "{" "}".
-_DEVICE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@:+/-]{1,96}")
+# leg), "," (the next argument), "(" ")", quotes, spaces or "$" "{" "}". A device is
+# one of the PBX's own phones, so the resource is a plain endpoint name: no "@", "/"
+# or ":" (PJSIP/00881234@carrier or PJSIP/carrier/sip:... would dial out through the
+# trunk), and no Local channel (a jump into any dialplan context).
+_DEVICE = re.compile(r"(?!(?i:local)/)[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.-]{1,64}")
 _MAILBOX = re.compile(r"[0-9A-Za-z_-]{1,32}@[0-9A-Za-z_-]{1,32}")
 
 

@@ -37,7 +37,8 @@ def normalise(raw: str, country: str, *, own_numbers: frozenset[str] = frozenset
         raise NumberRejected(f"{shown!s} is not a phone number")
     if any(ch.isalpha() for ch in text):
         raise NumberRejected(f"{shown} contains letters; give the digits of the number")
-    if any(ch in text for ch in "\"'\\&,;()$`|<>{}[]"):
+    # Parentheses and dashes are ordinary US formatting; these never are.
+    if any(ch in text for ch in "\"'\\&,;$`|<>{}[]"):
         raise NumberRejected(f"{shown} contains characters that are not part of a number")
     if shortnumberinfo.is_emergency_number(text, country) or (
             shortnumberinfo.connects_to_emergency_number(text, country)):

@@ -4,9 +4,15 @@ pyst2 reads the AGI environment and catches Asterisk's SIGHUP; this adapter does
 quoting and result parsing pyst2 gets wrong, and keeps its debug output off stderr.
 """
 
+import signal
 import sys
 
 from agi.protocol import AgiSession, ChannelHungUp
+
+# Asterisk may send SIGHUP before pyst2 installs its handler; by default that would
+# kill us mid-start with a non-zero status. Note it, and hand it to pyst2 later.
+_early_hangup: list[int] = []
+signal.signal(signal.SIGHUP, lambda signum, _frame: _early_hangup.append(signum))
 
 
 class _Discard:
@@ -25,6 +31,8 @@ class Pyst2Session(AgiSession):
 
         self._hangup_errors = (AGIHangup,)
         self._agi = AGI(stdin=stdin, stdout=stdout, stderr=_Discard())
+        if _early_hangup:
+            self._agi._got_sighup = True
         self.env = self._agi.env
 
     def _exchange(self, command: str) -> str:
@@ -35,7 +43,24 @@ class Pyst2Session(AgiSession):
         except self._hangup_errors as exc:
             raise ChannelHungUp(str(exc)) from None
         except OSError as exc:  # broken pipe: Asterisk is gone
+            _discard_unsent_output(self._agi.stdout)
             raise ChannelHungUp(str(exc)) from None
+
+
+def _discard_unsent_output(stream) -> None:
+    """Point `stream`'s descriptor at /dev/null once Asterisk has closed the pipe.
+
+    Otherwise the command still buffered in it is flushed again at exit, and Python
+    prints "Exception ignored ... BrokenPipeError" to stderr and exits with status 120.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def main() -> int:
@@ -49,13 +74,13 @@ def main() -> int:
     from agi.service import handle_route
 
     try:
-        return handle_route(session, sys.argv[1:2])
+        handle_route(session, sys.argv[1:2])
     except Exception as exc:  # last resort: a bug must cost one log line, not the call
         try:
             session.verbose(f"callroute: internal error ({type(exc).__name__})", 1)
         except Exception:
             pass
-        return 0
+    return 0
 
 
 if __name__ == "__main__":

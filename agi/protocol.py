@@ -21,10 +21,25 @@ class AgiProtocolError(Exception):
     """Asterisk rejected a command (510/520): a bug on our side, never the caller's."""
 
 
+# Asterisk reads each command line into a 2048-byte buffer (res_agi.c AGI_BUF_LEN) and
+# reads the rest of a longer line as a NEW command. A quoted value, escapes and UTF-8
+# included, stays under this many bytes, so a whole command always fits.
+MAX_QUOTED_BYTES = 1900
+
+
 def quote(value: str) -> str:
-    """One AGI argument holding exactly `value` (minus control characters)."""
-    cleaned = "".join(ch for ch in value[:MAX_VALUE_LENGTH] if ch.isprintable())
-    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """One AGI argument holding exactly `value` (minus control characters, cut if huge)."""
+    out: list[str] = []
+    size = 0
+    for ch in value[:MAX_VALUE_LENGTH]:
+        if not ch.isprintable():
+            continue
+        piece = "\\" + ch if ch in '\\"' else ch
+        size += len(piece.encode())
+        if size > MAX_QUOTED_BYTES:
+            break
+        out.append(piece)
+    return '"' + "".join(out) + '"'
 
 
 def set_variable_command(name: str, value: str) -> str:

@@ -128,17 +128,20 @@ def _connect(target: RedisTarget, deadline: float) -> socket.socket:
     return sock
 
 
-def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:
-    """HGETALL every key in one pipelined round trip; raise RespError on any failure."""
-    target = RedisTarget(url)
-    preamble: list[bytes] = []
+def _preamble(target: RedisTarget) -> list[bytes]:
+    """AUTH and SELECT for a new connection, pipelined ahead of the first command."""
+    commands: list[bytes] = []
     if target.password is not None:
         auth = ("AUTH", target.username, target.password) if target.username else \
             ("AUTH", target.password)
-        preamble.append(_command(*auth))
+        commands.append(_command(*auth))
     if target.db:
-        preamble.append(_command("SELECT", str(target.db)))
-    sock = _connect(target, deadline)
+        commands.append(_command("SELECT", str(target.db)))
+    return commands
+
+
+def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str],
+                      deadline: float) -> list[dict[str, str]]:
     try:
         sock.sendall(b"".join(preamble + [_command("HGETALL", key) for key in keys]))
         reader = _Reader(sock, deadline)
@@ -158,5 +161,65 @@ def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, s
     except OSError as exc:
         raise RespError(f"Redis connection failed ({exc.strerror or type(exc).__name__})") \
             from None
+
+
+def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:
+    """HGETALL every key in one pipelined round trip on a new connection (process AGI)."""
+    target = RedisTarget(url)
+    sock = _connect(target, deadline)
+    try:
+        return _pipeline_hgetall(sock, _preamble(target), keys, deadline)
     finally:
         sock.close()
+
+
+class RespPool:
+    """Idle connections kept for a long-running server (FastAGI), shared by its threads.
+
+    Each call borrows one connection, so calls share nothing else. A connection that
+    failed in any way is closed, never returned.
+    """
+
+    def __init__(self, url: str, max_idle: int):
+        import threading
+
+        self.target = RedisTarget(url)
+        self.max_idle = max_idle
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def hgetall_many(self, keys: list[str], deadline: float) -> list[dict[str, str]]:
+        with self._lock:
+            sock = self._idle.pop() if self._idle else None
+        if sock is not None:
+            try:
+                result = _pipeline_hgetall(sock, [], keys, deadline)
+            except RespError:
+                # Most likely Redis restarted and every idle connection is dead: drop
+                # them all and try once on a fresh connection, within the same deadline.
+                sock.close()
+                self.clear()
+            else:
+                self._give_back(sock)
+                return result
+        sock = _connect(self.target, deadline)
+        try:
+            result = _pipeline_hgetall(sock, _preamble(self.target), keys, deadline)
+        except RespError:
+            sock.close()
+            raise
+        self._give_back(sock)
+        return result
+
+    def _give_back(self, sock: socket.socket) -> None:
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(sock)
+                return
+        sock.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()

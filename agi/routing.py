@@ -164,6 +164,8 @@ def _devices(fields: dict[str, str], ext: str, config: Config, problems: list[st
     good = [item for item in items if isinstance(item, str) and is_device(item)]
     if len(good) != len(items):
         problems.append(f"corrupt entry in {F_DEVICES}")
+        if not good:  # as for unreadable JSON: ring the default device, not nothing
+            return [config.default_device_for(ext)]
     return list(dict.fromkeys(good))
 
 

@@ -7,16 +7,17 @@ from agi import variables as v
 from agi.config import Config, ConfigError, load
 from agi.guard import is_extension
 from agi.protocol import AgiProtocolError, AgiSession, ChannelHungUp
+from agi.resp import RespPool
 from agi.store import StoreError, read_call_settings
 
 
-def compute_route(config: Config, ext: str) -> routing.Route:
+def compute_route(config: Config, ext: str, pool: RespPool | None = None) -> routing.Route:
     """Read the settings (one round trip, under the deadline) and decide. Never raises."""
     if not is_extension(ext):
         return routing.invalid_extension(ext)
     deadline = time.monotonic() + config.timeout_ms / 1000
     try:
-        fields, company = read_call_settings(config, ext, deadline)
+        fields, company = read_call_settings(config, ext, deadline, pool)
     except StoreError as exc:
         return routing.fallback(ext, config, f"store: {exc}")
     return routing.decide(ext, fields, company, config)
@@ -31,26 +32,29 @@ def apply_route(session: AgiSession, ext: str, route: routing.Route) -> None:
                         f"({route.reason})", 1)
 
 
-def handle_route(session: AgiSession, argv: list[str], config: Config | None = None) -> int:
-    """Route the call on `session`; exit status for process AGI (always 0: see below).
+def handle_route(session: AgiSession, argv: list[str], config: Config | None = None,
+                 pool: RespPool | None = None) -> routing.Route | None:
+    """Route the call on `session`; the Route applied, or None if none could be.
 
-    A non-zero exit or a traceback would tell Asterisk nothing useful. Every failure
-    ends either with the variables set (FALLBACK) or with none set, which the dialplan
-    treats as "the agent broke" and handles by ringing the default device.
+    Nothing here raises: every failure ends either with the variables set (FALLBACK)
+    or with none set, which the dialplan treats as "the agent broke" and handles by
+    ringing the default device.
     """
     ext = session.argument(1) or (argv[0] if argv else "") or session.env.get(
         "agi_extension", "")
     try:
         if config is None:
             config = load()
-        apply_route(session, ext, compute_route(config, ext))
+        route = compute_route(config, ext, pool)
+        apply_route(session, ext, route)
+        return route
     except ChannelHungUp:
-        return 0
+        return None
     except ConfigError as exc:
         _try_verbose(session, f"callroute: configuration error: {exc}")
     except AgiProtocolError as exc:
         _try_verbose(session, f"callroute: Asterisk refused a command: {exc}")
-    return 0
+    return None
 
 
 def _try_verbose(session: AgiSession, message: str) -> None:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 
 from agi.config import Config
-from agi.resp import RespError, hgetall_many
+from agi.resp import RespError, RespPool, hgetall_many
 
 SCHEMA_VERSION = "1"
 # Admin commands are interactive: a little more patience than a live call gets.
@@ -43,11 +43,18 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{hostpart}"
 
 
-def read_call_settings(config: Config, ext: str, deadline: float) -> tuple[dict, dict]:
-    """The extension hash and the company hash, in one round trip, before `deadline`."""
+def read_call_settings(config: Config, ext: str, deadline: float,
+                       pool: RespPool | None = None) -> tuple[dict, dict]:
+    """The extension hash and the company hash, in one round trip, before `deadline`.
+
+    Process AGI opens a connection per call; FastAGI passes its pool.
+    """
+    keys = [ext_key(config.prefix, ext), company_key(config.prefix)]
     try:
-        fields, company = hgetall_many(
-            config.redis_url, [ext_key(config.prefix, ext), company_key(config.prefix)], deadline)
+        if pool is None:
+            fields, company = hgetall_many(config.redis_url, keys, deadline)
+        else:
+            fields, company = pool.hgetall_many(keys, deadline)
     except RespError as exc:
         raise StoreError(str(exc)) from None
     return fields, company

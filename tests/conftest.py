@@ -1,0 +1,201 @@
+"""Shared fixtures: one real redis-server per test session, config, and CLI runners.
+
+Store, CLI and protocol tests talk to a real redis-server (never a mock): the atomicity,
+timeout and password behaviour under test only exist in the real thing. The server runs
+on a free loopback port in a temporary directory and is stopped even when tests fail.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from agi import cli
+from agi.config import Config, load
+from tests.fake_asterisk import FakeAsterisk, agi_executable, console_script
+from tests.harness.procs import free_port
+from tests.harness.redis_server import RedisServer
+
+# Every variable the code reads; each test starts with none of them set.
+CALLROUTE_ENV_VARS = ("CALLROUTE_CONFIG", "CALLROUTE_REDIS_URL", "CALLROUTE_COUNTRY",
+                      "CALLROUTE_TRUNK_DIAL", "CALLROUTE_DEFAULT_DEVICE",
+                      "CALLROUTE_TIMEOUT_MS", "CALLROUTE_PREFIX")
+SUBPROCESS_TIMEOUT_S = 10.0
+
+
+@pytest.fixture(scope="session")
+def empty_ini(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty config file, so a stray /etc/callroute.conf can never change a test."""
+    path = tmp_path_factory.mktemp("config") / "callroute.conf"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="session")
+def config_env(empty_ini: Path) -> Callable[..., dict[str, str]]:
+    """Build a complete CALLROUTE_* environment: FR, the empty INI, plus overrides."""
+
+    def build(**overrides: str) -> dict[str, str]:
+        env = {"CALLROUTE_CONFIG": str(empty_ini), "CALLROUTE_COUNTRY": "FR"}
+        env.update({f"CALLROUTE_{key.upper()}": value for key, value in overrides.items()})
+        return env
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def fr_config(config_env: Callable[..., dict[str, str]]) -> Config:
+    """The default configuration with FR as the home region (the routing unit tests' world)."""
+    return load(config_env())
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, empty_ini: Path) -> None:
+    """No test may depend on the caller's environment or on /etc/callroute.conf."""
+    for var in CALLROUTE_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CALLROUTE_CONFIG", str(empty_ini))
+
+
+# ---- Redis ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on the session server, with an empty database before and after the test."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def snapshot(redis_server: RedisServer, redis_client: redis.Redis) -> Callable[[], dict]:
+    """A full DUMP of every key: equal snapshots mean nothing at all was written."""
+    raw = redis.Redis.from_url(redis_server.url)
+
+    def take() -> dict[bytes, tuple[bytes, bytes]]:
+        return {key: (raw.type(key), raw.dump(key)) for key in raw.scan_iter("*")}
+
+    return take
+
+
+@pytest.fixture
+def blackhole_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers: a hung Redis."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (connection refused)."""
+    return free_port()
+
+
+# ---- CLI -----------------------------------------------------------------------------------
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer,
+            config_env: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Point the CLI (in-process) at the session Redis, home region FR."""
+    env = config_env(redis_url=redis_server.url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env: dict[str, str], redis_client: redis.Redis,
+            capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `callroute ARGS...` in-process against the real Redis; capture its output."""
+
+    def run(*argv: str) -> CliResult:
+        capsys.readouterr()
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def run_cli_process(cli_env: dict[str, str],
+                    redis_client: redis.Redis) -> Callable[..., CliResult]:
+    """Run the installed `callroute` console script as a real process (hard timeout)."""
+
+    def run(*argv: str, env: dict[str, str] | None = None) -> CliResult:
+        proc = subprocess.run([str(console_script("callroute")), *argv], capture_output=True,
+                              text=True, timeout=SUBPROCESS_TIMEOUT_S,
+                              env={"PATH": "/usr/bin:/bin", **cli_env, **(env or {})})
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+# ---- the fake Asterisk ---------------------------------------------------------------------
+
+@pytest.fixture
+def fake_asterisk(config_env: Callable[..., dict[str, str]],
+                  redis_server: RedisServer) -> Callable[..., FakeAsterisk]:
+    """A FakeAsterisk factory; by default the agent talks to the session Redis."""
+
+    def make(redis_url: str | None = None, timeout_ms: int = 300,
+             **options: object) -> FakeAsterisk:
+        env = {"PATH": "/usr/bin:/bin",
+               **config_env(redis_url=redis_url or redis_server.url,
+                            timeout_ms=str(timeout_ms))}
+        return FakeAsterisk(executable=agi_executable(), env=env, **options)  # type: ignore[arg-type]
+
+    return make

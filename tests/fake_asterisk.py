@@ -1,0 +1,278 @@
+"""A small fake Asterisk peer for process-AGI tests, and Asterisk's own argument parser.
+
+`parse_args` re-implements res_agi.c's parse_args() so the tests see each command
+exactly as Asterisk would: that is the only way to prove a hostile value can never
+become a second command or an extra argument. `FakeAsterisk` runs `callroute-agi` the
+way Asterisk does (environment block on stdin, one reply per command line) and records
+every command. Every run has a hard timeout: a hung agent fails its test, never the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from agi import variables as v
+
+# res_agi.c: MAX_ARGS; words past it are dropped with a warning.
+MAX_ARGS = 128
+# res_agi.c: AGI_BUF_LEN. fgets() reads at most this minus one byte per command line;
+# the rest of a longer line would be read as the NEXT command.
+AGI_BUF_LEN = 2048
+
+OK_REPLY = "200 result=1"
+DEAD_CHANNEL_REPLY = "511 Command Not Permitted on a dead channel or intercepted channel"
+HANGUP_REPLY = "HANGUP"
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def parse_args(line: str) -> list[str]:
+    """Split one AGI command line into words, exactly like res_agi.c parse_args().
+
+    Whitespace (space or tab) ends a word unless inside quotes or escaped; `"` toggles
+    quoting unless escaped and, when it opens a quote after whitespace, starts a word
+    (so `""` is an empty word); `\\` escapes the next character.
+    """
+    words: list[str] = []
+    current: list[str] | None = None
+    quoted = escaped = False
+    whitespace = True
+    for ch in line:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and whitespace:
+                current = _start_word(words, current)
+                whitespace = False
+            escaped = False
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            whitespace = True
+            current = _end_word(words, current)
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        if whitespace:
+            if len(words) + (current is not None) >= MAX_ARGS - 1:
+                continue
+            current = _start_word(words, current)
+            whitespace = False
+        assert current is not None
+        current.append(ch)
+        escaped = False
+    _end_word(words, current)
+    return words
+
+
+def _start_word(words: list[str], current: list[str] | None) -> list[str]:
+    _end_word(words, current)
+    return []
+
+
+def _end_word(words: list[str], current: list[str] | None) -> None:
+    if current is not None:
+        words.append("".join(current))
+
+
+def split_command_lines(data: bytes) -> list[bytes]:
+    """The command lines Asterisk's fgets() loop would read from `data` (newline ends one).
+
+    A line longer than AGI_BUF_LEN - 1 bytes is cut there and its tail becomes another
+    command, as in res_agi.c; that is why the agent must keep every line short.
+    """
+    lines: list[bytes] = []
+    for raw in data.split(b"\n"):
+        while len(raw) > AGI_BUF_LEN - 2:
+            lines.append(raw[:AGI_BUF_LEN - 1])
+            raw = raw[AGI_BUF_LEN - 1:]
+        lines.append(raw)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+@dataclass
+class AgiRun:
+    """What one AGI session did, as Asterisk saw it."""
+
+    commands: list[list[str]]
+    raw_lines: list[str]
+    returncode: int
+    stderr: str
+    elapsed: float
+    # Seconds from process start to the SET VARIABLE CALLROUTE_STATUS line (None if never).
+    status_at: float | None
+    timed_out: bool
+
+    def set_variables(self) -> list[tuple[str, str]]:
+        """(name, value) of every SET VARIABLE, in the order they were sent."""
+        return [(words[2], words[3]) for words in self.commands
+                if words[:2] == ["SET", "VARIABLE"] and len(words) == 4]
+
+    def variables(self) -> dict[str, str]:
+        return dict(self.set_variables())
+
+    def verbs(self) -> list[str]:
+        """The first word(s) of every command: 'SET VARIABLE', 'VERBOSE', ..."""
+        return [" ".join(words[:2]) if words[:1] == ["SET"] else words[0]
+                for words in self.commands if words]
+
+
+@dataclass
+class FakeAsterisk:
+    """Runs `callroute-agi` like Asterisk's process AGI and answers its commands.
+
+    hangup_after: after this many commands got `200 result=1`, answer the rest with
+        `hangup_reply` (Asterisk sends `HANGUP`, then 511 on a dead channel).
+    close_after: after this many commands, close the agent's stdin (Asterisk went away).
+    sighup_after: after this many commands, send SIGHUP (Asterisk's hang-up signal), then
+        answer normally.
+    close_output_after: after this many commands, stop reading the agent's output (close
+        the pipe) but answer the last one, so the agent's next write fails with EPIPE.
+    """
+
+    executable: Path
+    env: dict[str, str]
+    timeout: float = DEFAULT_TIMEOUT_S
+    hangup_after: int | None = None
+    hangup_reply: str = HANGUP_REPLY
+    close_after: int | None = None
+    sighup_after: int | None = None
+    close_output_after: int | None = None
+    extra_agi_env: dict[str, str] = field(default_factory=dict)
+
+    def agi_environment(self, ext: str) -> list[str]:
+        env = {
+            "agi_request": str(self.executable),
+            "agi_channel": "PJSIP/carrier-00000001",
+            "agi_language": "en",
+            "agi_type": "PJSIP",
+            "agi_uniqueid": "1700000000.1",
+            "agi_version": "22.10.0",
+            "agi_callerid": "+33698765432",
+            "agi_calleridname": "Caller",
+            "agi_dnid": ext,
+            "agi_context": "callroute-in",
+            "agi_extension": ext,
+            "agi_priority": "2",
+            "agi_enhanced": "0.0",
+            "agi_accountcode": "",
+            "agi_threadid": "140000000000",
+            "agi_arg_1": ext,
+            **self.extra_agi_env,
+        }
+        return [f"{key}: {value}" for key, value in env.items()]
+
+    def run(self, ext: str, argv: list[str] | None = None) -> AgiRun:
+        argv = [ext] if argv is None else argv
+        started = time.monotonic()
+        proc = subprocess.Popen([str(self.executable), *argv], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.env, start_new_session=True)
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            proc.kill()
+
+        watchdog = threading.Timer(self.timeout, kill)
+        watchdog.start()
+        stderr_chunks: list[bytes] = []
+        drain = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()))
+        drain.start()
+        try:
+            commands, raw, status_at = self._converse(proc, ext, started)
+            proc.wait()
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            drain.join(self.timeout)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                _close_quietly(pipe)
+        return AgiRun(commands=commands, raw_lines=raw, returncode=proc.returncode,
+                      stderr=b"".join(stderr_chunks).decode("utf-8", "replace"),
+                      elapsed=time.monotonic() - started, status_at=status_at,
+                      timed_out=timed_out.is_set())
+
+    def _converse(self, proc: subprocess.Popen, ext: str,
+                  started: float) -> tuple[list[list[str]], list[str], float | None]:
+        commands: list[list[str]] = []
+        raw: list[str] = []
+        status_at: float | None = None
+        environment = "".join(line + "\n" for line in self.agi_environment(ext)) + "\n"
+        if not _write(proc, environment):
+            return commands, raw, status_at
+        pending = b""
+        while True:
+            chunk = proc.stdout.readline()
+            if not chunk:
+                break
+            pending += chunk
+            if not pending.endswith(b"\n"):
+                continue
+            for line in split_command_lines(pending):
+                text = line.decode("utf-8", "replace")
+                raw.append(text)
+                words = parse_args(text)
+                commands.append(words)
+                if words[:3] == ["SET", "VARIABLE", v.STATUS]:
+                    status_at = time.monotonic() - started
+                if not self._reply(proc, len(commands)):
+                    return commands, raw, status_at
+            pending = b""
+        return commands, raw, status_at
+
+    def _reply(self, proc: subprocess.Popen, count: int) -> bool:
+        """Answer command number `count`; False once the agent's stdin is closed."""
+        if self.close_after is not None and count > self.close_after:
+            _close_quietly(proc.stdin)
+            return True  # keep reading what the agent still writes
+        if self.sighup_after is not None and count == self.sighup_after:
+            os.kill(proc.pid, signal.SIGHUP)
+        if self.close_output_after is not None and count == self.close_output_after:
+            _close_quietly(proc.stdout)
+            _write(proc, OK_REPLY + "\n")
+            return False
+        dead = self.hangup_after is not None and count > self.hangup_after
+        return _write(proc, (self.hangup_reply if dead else OK_REPLY) + "\n")
+
+
+def _write(proc: subprocess.Popen, text: str) -> bool:
+    if proc.stdin.closed:
+        return True
+    try:
+        proc.stdin.write(text.encode())
+        proc.stdin.flush()
+    except (BrokenPipeError, ValueError):
+        return False
+    return True
+
+
+def _close_quietly(pipe: IO[bytes] | None) -> None:
+    if pipe is None:
+        return
+    try:
+        pipe.close()
+    except OSError:
+        pass
+
+
+def console_script(name: str) -> Path:
+    """A console script from the venv running the tests: the installed entry point."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: install the package (pip install -e .)")
+    return path
+
+
+def agi_executable() -> Path:
+    return console_script("callroute-agi")
