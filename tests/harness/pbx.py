@@ -33,7 +33,13 @@ from tests.harness.procs import stop_pid, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 
 SIP_HOST, SIP_PORT = "127.0.0.1", 5060
-AGI_MODES = ("process",)
+AGI_MODES = ("fastagi", "process")
+FASTAGI_HOST, FASTAGI_PORT = "127.0.0.1", 4573
+# What the dialplan global CALLROUTE_AGI is set to (via Asterisk's environment).
+AGI_COMMANDS = {
+    "process": "/opt/callroute/bin/callroute-agi",
+    "fastagi": f"agi://{FASTAGI_HOST}:{FASTAGI_PORT}/route",
+}
 MOUNT_POINT = "/callroute-pbx"  # where the run directory appears inside the rootfs
 SRC_IN_ROOTFS = "opt/callroute-src"  # same layout as in the Docker image
 ASTERISK_CONF = f"{MOUNT_POINT}/asterisk.conf"
@@ -107,6 +113,18 @@ def start_time(pid: int) -> str | None:
 
 def is_ours(record: dict[str, Any] | None) -> bool:
     return bool(record) and start_time(record["pid"]) == record["start"]
+
+
+def fastagi_healthy() -> bool:
+    """True if callroute-fastagi answers a `health` request."""
+    try:
+        with socket.create_connection((FASTAGI_HOST, FASTAGI_PORT), timeout=1) as sock:
+            sock.sendall(b"agi_network: yes\nagi_network_script: health\n\n")
+            reply = sock.makefile("rb").readline()
+            sock.sendall(b"200 result=1\n")
+    except OSError:
+        return False
+    return reply.startswith(b"SET VARIABLE CALLROUTE_HEALTH")
 
 
 def udp_port_free(host: str, port: int) -> bool:
@@ -186,7 +204,7 @@ class TestPBX:
             raise RuntimeError("the test PBX is not up (no Redis recorded)")
         return {"CALLROUTE_REDIS_URL": url, **CALLROUTE_SETTINGS}
 
-    def up(self, agi_mode: str = "process", seed: bool = True) -> dict[str, Any]:
+    def up(self, agi_mode: str = "fastagi", seed: bool = True) -> dict[str, Any]:
         """Start the PBX, or do nothing if it already runs; returns status().
 
         A state left by a crash is cleaned first. On any failure (Ctrl-C too)
@@ -216,9 +234,11 @@ class TestPBX:
 
     def status(self) -> dict[str, Any]:
         state = self._load_state() or {}
-        procs = {name: state[name] for name in ("asterisk", "redis") if name in state}
+        procs = {name: state[name] for name in ("asterisk", "redis", "fastagi")
+                 if name in state}
+        needed = ("asterisk", "redis") + (("fastagi",) if state.get("agi") == "fastagi" else ())
         return {
-            "running": all(is_ours(state.get(name)) for name in ("asterisk", "redis")),
+            "running": bool(state) and all(is_ours(state.get(name)) for name in needed),
             "sip": f"{SIP_HOST}:{SIP_PORT}",
             "redis_url": state.get("redis", {}).get("url"),
             "spool": str(self.spool),
@@ -265,9 +285,31 @@ class TestPBX:
         self._start_redis()
         if seed:
             self.seed()
-        self._start_asterisk(rootfs)
+        if agi_mode == "fastagi":
+            self.start_agent()
+        self._start_asterisk(rootfs, AGI_COMMANDS[agi_mode])
         self._wait_ready()
         log(f"up in {time.monotonic() - started:.1f}s")
+
+    def start_agent(self) -> None:
+        """Start callroute-fastagi on the host (Asterisk in the rootfs reaches it on
+        127.0.0.1) and wait until it answers a `health` request."""
+        command = [str(self.root / ".venv" / "bin" / "callroute-fastagi"),
+                   "--listen", f"{FASTAGI_HOST}:{FASTAGI_PORT}"]
+        env = {**os.environ, **self.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
+        with (self.run_dir / "fastagi.log").open("ab") as out:
+            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=out, start_new_session=True)
+        self._children["fastagi"] = proc
+        self._update_state(fastagi={"pid": proc.pid, "start": start_time(proc.pid)})
+        wait_until(lambda: proc.poll() is None and fastagi_healthy(), 15,
+                   f"callroute-fastagi on {FASTAGI_HOST}:{FASTAGI_PORT}")
+
+    def stop_agent(self) -> None:
+        """Stop callroute-fastagi (SIGTERM: it drains calls in flight first)."""
+        state = self._load_state() or {}
+        if is_ours(state.get("fastagi")):
+            self._stop("fastagi", state["fastagi"]["pid"])
 
     def ensure_rootfs(self) -> Path:
         """The cached sid rootfs for the current package list, built if missing.
@@ -379,14 +421,14 @@ class TestPBX:
         self._update_state(redis={"pid": redis.pid, "start": start_time(redis.pid),
                                   "url": redis.url})
 
-    def _start_asterisk(self, rootfs: Path) -> None:
+    def _start_asterisk(self, rootfs: Path, agi_command: str) -> None:
         """Asterisk in the foreground (-f) of its own session and mount namespace.
 
         `env -i`: AGI children inherit Asterisk's environment, and the host's
         (PYTHONPATH, VIRTUAL_ENV...) must not leak into the rootfs Python.
         """
         env = (f"env -i PATH={CLEAN_PATH} HOME=/root LANG=C.UTF-8 "
-               f"CALLROUTE_REDIS_URL={self.redis_url}")
+               f"CALLROUTE_REDIS_URL={self.redis_url} CALLROUTE_AGI={agi_command}")
         command = f"{env} asterisk -C {ASTERISK_CONF} -f -n"
         with (self.run_dir / "asterisk.out").open("wb") as out:
             proc = subprocess.Popen(in_namespace(rootfs, command, bind=self.run_dir),
@@ -434,6 +476,8 @@ class TestPBX:
             # Asterisk led its own session: end AGI children it may have left.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(asterisk["pid"], signal.SIGKILL)
+        if is_ours(state.get("fastagi")):
+            self._stop("fastagi", state["fastagi"]["pid"])
         if is_ours(state.get("redis")):
             self._stop("redis", state["redis"]["pid"])
         if "rootfs" in state:

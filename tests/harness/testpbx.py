@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the PBX (no-op if running), return when ready")
-    up.add_argument("--agi", choices=AGI_MODES, default="process",
+    up.add_argument("--agi", choices=AGI_MODES, default="fastagi",
                     help="how Asterisk runs the agent (default: %(default)s)")
     up.add_argument("--no-seed", action="store_true",
                     help="leave Redis empty instead of seeding docker/seed.sh's demo data")
