@@ -127,6 +127,17 @@ def fastagi_healthy() -> bool:
     return reply.startswith(b"SET VARIABLE CALLROUTE_HEALTH")
 
 
+def tcp_port_free(host: str, port: int) -> bool:
+    """Nothing listens there (connections lingering in TIME_WAIT don't count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def udp_port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -293,7 +304,11 @@ class TestPBX:
 
     def start_agent(self) -> None:
         """Start callroute-fastagi on the host (Asterisk in the rootfs reaches it on
-        127.0.0.1) and wait until it answers a `health` request."""
+        127.0.0.1) and wait until it answers a `health` request. No-op if it runs."""
+        if is_ours((self._load_state() or {}).get("fastagi")):
+            return
+        if not tcp_port_free(FASTAGI_HOST, FASTAGI_PORT):
+            raise RuntimeError(f"TCP {FASTAGI_HOST}:{FASTAGI_PORT} is taken by another process")
         command = [str(self.root / ".venv" / "bin" / "callroute-fastagi"),
                    "--listen", f"{FASTAGI_HOST}:{FASTAGI_PORT}"]
         env = {**os.environ, **self.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
@@ -414,8 +429,23 @@ class TestPBX:
         lines += [f"{key} => {value}" for key, value in dirs.items()]
         (self.run_dir / "asterisk.conf").write_text("\n".join(lines) + "\n")
 
-    def _start_redis(self) -> None:
-        redis = RedisServer(self.run_dir / "redis")
+    def stop_redis(self) -> None:
+        """Stop the PBX's Redis (a fault for tests); start_redis() brings it back."""
+        state = self._load_state() or {}
+        if is_ours(state.get("redis")):
+            self._stop("redis", state["redis"]["pid"])
+
+    def start_redis(self, seed: bool = True) -> None:
+        """Restart Redis on its recorded port (empty: no persistence), then re-seed."""
+        state = self._load_state() or {}
+        if is_ours(state.get("redis")):
+            return
+        self._start_redis(port=int(state["redis"]["url"].rsplit(":", 1)[1].split("/")[0]))
+        if seed:
+            self.seed()
+
+    def _start_redis(self, port: int | None = None) -> None:
+        redis = RedisServer(self.run_dir / "redis", port=port)
         redis.start()
         self._children["redis"] = redis.proc
         self._update_state(redis={"pid": redis.pid, "start": start_time(redis.pid),

@@ -1,0 +1,84 @@
+"""Fixtures for end-to-end calls on the real test PBX (Asterisk 22 + SIPp + Redis).
+
+The PBX starts once per AGI mode (FastAGI, then process AGI) and is always stopped,
+including on failure. Each test starts from the seeded topology and must leave the
+PBX with no channel.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.harness.calls import Callee, CallResult, place_call
+from tests.harness.pbx import AGI_MODES, TestPBX
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", params=AGI_MODES)
+def pbx(request: pytest.FixtureRequest) -> Iterator[TestPBX]:
+    test_pbx = TestPBX(ROOT)
+    test_pbx.down()  # a PBX left by `scripts/testpbx up` or a crashed run
+    try:
+        test_pbx.up(agi_mode=request.param)
+        yield test_pbx
+    finally:
+        test_pbx.down()
+
+
+@pytest.fixture
+def store(pbx: TestPBX) -> Iterator[redis.Redis]:
+    """Direct access to the PBX's Redis, for planting data the CLI would refuse."""
+    client = redis.Redis.from_url(pbx.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_pbx(pbx: TestPBX) -> Iterator[None]:
+    """The seeded topology before each test, and no leaked channel after it."""
+    pbx.start_redis(seed=False)  # a previous test may have stopped it
+    if pbx.status()["agi"] == "fastagi":
+        pbx.start_agent()
+    client = redis.Redis.from_url(pbx.redis_url)
+    client.flushdb()
+    client.close()
+    pbx.seed()
+    yield
+    assert pbx.channel_count() == 0, "the PBX still holds channels after the test"
+
+
+@pytest.fixture
+def cli(pbx: TestPBX) -> Callable[..., str]:
+    """Run the admin CLI against the PBX's Redis; the command must succeed."""
+    env = {**os.environ, **pbx.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "callroute"), *args], env=env,
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 0, f"callroute {' '.join(args)}: {proc.stderr}"
+        return proc.stdout
+
+    return run
+
+
+@pytest.fixture
+def call(pbx: TestPBX, tmp_path: Path) -> Callable[..., CallResult]:
+    counter = iter(range(100))
+
+    def run(ext: str, callees: list[Callee], **options: object) -> CallResult:
+        return place_call(pbx, tmp_path / f"call{next(counter)}", ext, callees, **options)
+
+    return run

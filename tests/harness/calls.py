@@ -1,0 +1,183 @@
+"""Place one scripted SIP call on the test PBX and report what actually happened.
+
+Shared by the end-to-end tests (which assert on a CallResult) and `testpbx demo`
+(which prints them as a table), so the demo shows exactly what the tests check.
+Every peer is a real SIPp process; every fact comes from what a peer received,
+from the voicemail spool, or from Asterisk itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.harness.pbx import TestPBX
+from tests.harness.procs import wait_until
+from tests.harness.sipp import (
+    SipMessage,
+    SippPeer,
+    diversion_number,
+    from_number,
+    pai_number,
+    stop_all,
+    uri_user,
+)
+
+DESK_PORTS = {"1001": 5071, "1002": 5072, "1003": 5073}
+CARRIER_PORT = 5080
+CALLER_PORT = 5090
+CALLER_NUMBER = "+33611111111"
+COMPANY_NUMBER = "+33100001000"
+DIDS = {"1001": "+33100001001", "1002": "+33100001002", "1003": "+33100001003"}
+# Long enough for the voicemail prompts (~11 s) and a few seconds of message.
+VOICEMAIL_HOLD_MS = 16000
+
+
+@dataclass
+class Callee:
+    """A SIPp phone waiting for a call: a desk phone (by extension) or the carrier."""
+
+    name: str
+    port: int
+    scenario: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+def desk(ext: str, scenario: str = "uas_ring_answer", **variables: str) -> Callee:
+    return Callee(f"desk {ext}", DESK_PORTS[ext], scenario, dict(variables))
+
+
+def carrier(scenario: str = "uas_ring_answer", **variables: str) -> Callee:
+    return Callee("carrier", CARRIER_PORT, scenario, dict(variables))
+
+
+@dataclass
+class CallResult:
+    ext: str
+    caller: SippPeer
+    callees: dict[str, SippPeer]
+    new_voicemail: list[Path]
+    voicemail_greeting: str | None  # "busy" / "unavailable", from Asterisk's log
+    seconds: float
+
+    def rang(self, name: str) -> bool:
+        return bool(self.callees[name].invites_received())
+
+    def rang_names(self) -> list[str]:
+        return [name for name in self.callees if self.rang(name)]
+
+    def invite(self, name: str) -> SipMessage | None:
+        invites = self.callees[name].invites_received()
+        return invites[0] if invites else None
+
+    def carrier_numbers(self) -> list[str]:
+        """The E.164 numbers the carrier was asked to call (request-URI users)."""
+        return [uri_user(msg.request_uri) or "" for msg in
+                self.callees["carrier"].invites_received()] if "carrier" in self.callees \
+            else []
+
+    def caller_id_at(self, name: str) -> str | None:
+        invite = self.invite(name)
+        return from_number(invite) if invite else None
+
+    def pai_at(self, name: str) -> str | None:
+        invite = self.invite(name)
+        return pai_number(invite) if invite else None
+
+    def diversion_at(self, name: str) -> str | None:
+        invite = self.invite(name)
+        return diversion_number(invite) if invite else None
+
+    def caller_answered(self) -> bool:
+        return self.caller.final_response() == 200
+
+    def caller_hung_up_itself(self) -> bool:
+        """The caller stayed until its own BYE: the call was not dropped on it."""
+        return self.caller.sent_bye()
+
+    def voicemail_left(self) -> bool:
+        return bool(self.new_voicemail)
+
+    def voicemail_field(self, name: str) -> str | None:
+        """A field of the new message's .txt (callerid=, rdnis=...)."""
+        for path in self.new_voicemail:
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith(f"{name}="):
+                    return line.split("=", 1)[1]
+        return None
+
+    def describe(self) -> str:
+        lines = [f"call to {self.ext}: caller {self.caller.describe()}"]
+        lines += [f"  {name}: {peer.describe()}" for name, peer in self.callees.items()]
+        lines.append(f"  voicemail: {[p.name for p in self.new_voicemail]} "
+                     f"greeting={self.voicemail_greeting}")
+        return "\n".join(lines)
+
+
+def inbox(pbx: TestPBX, mailbox: str) -> Path:
+    box, _, context = mailbox.partition("@")
+    return pbx.spool / "voicemail" / (context or "default") / box / "INBOX"
+
+
+def _messages(folder: Path) -> set[Path]:
+    return set(folder.glob("msg*.txt")) if folder.exists() else set()
+
+
+def place_call(pbx: TestPBX, workdir: Path, ext: str, callees: list[Callee], *,
+               hold_ms: int = 3000, caller_number: str = CALLER_NUMBER,
+               mailbox: str | None = None, timeout_s: float = 90.0) -> CallResult:
+    """Call `ext` from a SIPp caller while `callees` wait; return what each side saw.
+
+    Callees that are never called are stopped once the call is over; one that was
+    called gets a few seconds to finish its dialog first.
+    """
+    started = time.monotonic()
+    folder = inbox(pbx, mailbox or f"{ext}@default")
+    before = _messages(folder)
+    log_start = pbx.log_file.stat().st_size if pbx.log_file.exists() else 0
+    workdir.mkdir(parents=True, exist_ok=True)
+    peers: dict[str, SippPeer] = {}
+    caller = SippPeer("caller", workdir / "caller")
+    try:
+        for callee in callees:
+            peer = SippPeer(callee.name, workdir / callee.name.replace(" ", "-"))
+            peers[callee.name] = peer
+            peer.start(callee.scenario, callee.port, variables=callee.variables,
+                       timeout_s=timeout_s + 10)
+        caller.start("uac_call", CALLER_PORT, service=ext, remote="127.0.0.1:5060",
+                     variables={"hold_ms": str(hold_ms), "caller": caller_number},
+                     timeout_s=timeout_s)
+        caller.wait(timeout_s + 5)
+        for peer in peers.values():
+            if peer.invites_received():
+                try:
+                    peer.wait(8)
+                except TimeoutError:
+                    pass  # described by the assertion that needs it
+    finally:
+        stop_all([caller, *peers.values()])
+    wait_until(lambda: pbx.channel_count() == 0, 15, "the PBX to release every channel")
+    new = []
+    if folder.exists():
+        # The message's .txt is written when the recording ends; give it a moment.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (new := sorted(_messages(folder) - before)):
+            time.sleep(0.1)
+    return CallResult(ext=ext, caller=caller, callees=peers, new_voicemail=new,
+                      voicemail_greeting=_greeting(pbx.log_file, log_start),
+                      seconds=time.monotonic() - started)
+
+
+def _greeting(log_file: Path, offset: int) -> str | None:
+    """Which greeting VoiceMail() was asked for during this call (b = busy, u = unavailable)."""
+    if not log_file.exists():
+        return None
+    with log_file.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode("utf-8", "replace")
+    found = re.findall(r'VoiceMail\("[^"]*", "[^",]*,([a-z]*)"\)', text)
+    if not found:
+        return None
+    return "busy" if "b" in found[-1] else "unavailable"
