@@ -7,8 +7,6 @@ PBX with no channel.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,13 +47,7 @@ def store(pbx: TestPBX) -> Iterator[redis.Redis]:
 @pytest.fixture(autouse=True)
 def fresh_pbx(pbx: TestPBX) -> Iterator[None]:
     """The seeded topology before each test, and no leaked channel after it."""
-    pbx.start_redis(seed=False)  # a previous test may have stopped it
-    if pbx.status()["agi"] == "fastagi":
-        pbx.start_agent()
-    client = redis.Redis.from_url(pbx.redis_url)
-    client.flushdb()
-    client.close()
-    pbx.seed()
+    pbx.reset()  # also restarts Redis or the agent if a previous test stopped them
     yield
     assert pbx.channel_count() == 0, "the PBX still holds channels after the test"
 
@@ -63,11 +55,9 @@ def fresh_pbx(pbx: TestPBX) -> Iterator[None]:
 @pytest.fixture
 def cli(pbx: TestPBX) -> Callable[..., str]:
     """Run the admin CLI against the PBX's Redis; the command must succeed."""
-    env = {**os.environ, **pbx.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
 
     def run(*args: str) -> str:
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "callroute"), *args], env=env,
-                              capture_output=True, text=True, timeout=30, check=False)
+        proc = pbx.cli(*args)
         assert proc.returncode == 0, f"callroute {' '.join(args)}: {proc.stderr}"
         return proc.stdout
 

@@ -93,6 +93,18 @@ class CallResult:
     def caller_answered(self) -> bool:
         return self.caller.final_response() == 200
 
+    def connected_to(self, name: str) -> bool:
+        """`name` answered and stayed bridged to the caller until the caller hung up.
+
+        A leg Asterisk released (another phone won, or the confirmation failed) gets
+        its BYE before the caller's; the bridged one only after it.
+        """
+        peer = self.callees[name]
+        caller_bye = self.caller.first_request_at("BYE", "sent")
+        callee_bye = peer.first_request_at("BYE", "received")
+        return (peer.answered() and not self.voicemail_left() and caller_bye is not None
+                and callee_bye is not None and callee_bye >= caller_bye)
+
     def caller_hung_up_itself(self) -> bool:
         """The caller stayed until its own BYE: the call was not dropped on it."""
         return self.caller.sent_bye()

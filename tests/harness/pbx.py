@@ -336,7 +336,8 @@ class TestPBX:
         packages = self._packages()
         key = hashlib.sha256(json.dumps(["sid", "minbase", packages, APT_OPTIONS])
                              .encode()).hexdigest()[:12]
-        base = self.cache / "rootfs"
+        # CALLROUTE_CACHE_DIR lets CI keep the rootfs across fresh clones.
+        base = Path(os.environ.get("CALLROUTE_CACHE_DIR") or self.cache) / "rootfs"
         rootfs = base / f"sid-{key}"
         if (rootfs / "usr" / "sbin" / "asterisk").exists():
             return rootfs
@@ -429,6 +430,27 @@ class TestPBX:
         lines += [f"{key} => {value}" for key, value in dirs.items()]
         (self.run_dir / "asterisk.conf").write_text("\n".join(lines) + "\n")
 
+    def reset(self) -> None:
+        """Back to the seeded topology: Redis and the agent running, demo data only."""
+        self.start_redis(seed=False)
+        if (self._load_state() or {}).get("agi") == "fastagi":
+            self.start_agent()
+        with socket.create_connection(("127.0.0.1", self._redis_port()), timeout=5) as sock:
+            sock.sendall(b"FLUSHDB\r\n")
+            if not sock.recv(64).startswith(b"+OK"):
+                raise RuntimeError("FLUSHDB failed on the test PBX's Redis")
+        self.seed()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the host's admin CLI against this PBX's Redis (no config file)."""
+        env = {**os.environ, **self.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
+        return subprocess.run([str(self.root / ".venv" / "bin" / "callroute"), *args],
+                              env=env, capture_output=True, text=True, timeout=30,
+                              check=False)
+
+    def _redis_port(self) -> int:
+        return int((self.redis_url or "").rsplit(":", 1)[1].split("/")[0])
+
     def stop_redis(self) -> None:
         """Stop the PBX's Redis (a fault for tests); start_redis() brings it back."""
         state = self._load_state() or {}
@@ -440,7 +462,7 @@ class TestPBX:
         state = self._load_state() or {}
         if is_ours(state.get("redis")):
             return
-        self._start_redis(port=int(state["redis"]["url"].rsplit(":", 1)[1].split("/")[0]))
+        self._start_redis(port=self._redis_port())
         if seed:
             self.seed()
 

@@ -22,6 +22,7 @@ Why the command line looks the way it does (all checked against SIPp 3.6.1):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote
@@ -70,7 +72,8 @@ COMPACT_FORMS = {
     "u": "allow-events",
 }
 
-_BLOCK_SEPARATOR = re.compile(r"^-{20,}.*$", re.MULTILINE)
+_BLOCK_SEPARATOR = re.compile(r"^-{20,} ?(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)?.*$",
+                              re.MULTILINE)
 _HEADLINE = re.compile(
     r"^(?P<transport>UDP|TCP|TLS|SCTP) message (?P<direction>sent|received)"
     # "sent (N bytes):" and "received [N] bytes :"
@@ -126,6 +129,7 @@ class SipMessage:
     headers: Headers = field(repr=False)
     body: str = field(default="", repr=False)
     raw: str = field(default="", repr=False)
+    at: datetime | None = None  # when SIPp logged it (the host clock, shared by all peers)
 
     @property
     def is_request(self) -> bool:
@@ -194,13 +198,18 @@ def parse_message_log(text: str) -> list[SipMessage]:
     like) are skipped.
     """
     messages: list[SipMessage] = []
-    for block in _BLOCK_SEPARATOR.split(text):
-        block = block.lstrip("\r\n")
+    separators = list(_BLOCK_SEPARATOR.finditer(text))
+    for number, separator in enumerate(separators):
+        end = separators[number + 1].start() if number + 1 < len(separators) else len(text)
+        block = text[separator.end():end].lstrip("\r\n")
         headline, _, rest = block.partition("\n")
         match = _HEADLINE.match(headline.strip())
         if not match or not rest.strip():
             continue
-        messages.append(parse_message(rest, match.group("direction")))
+        stamp = separator.group("stamp")
+        messages.append(dataclasses.replace(
+            parse_message(rest, match.group("direction")),
+            at=datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f") if stamp else None))
     return messages
 
 
@@ -474,6 +483,13 @@ class SippPeer:
 
     def got_bye(self) -> bool:
         return bool(self.requests_received("BYE"))
+
+    def first_request_at(self, method: str, direction: str) -> datetime | None:
+        """When this peer first sent or received a `method` request (trace clock)."""
+        for msg in self.messages(direction):
+            if msg.is_request and msg.method == method:
+                return msg.at
+        return None
 
     def sent_bye(self) -> bool:
         return any(m.method == "BYE" for m in self.messages("sent"))

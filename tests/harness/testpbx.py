@@ -32,6 +32,12 @@ def cmd_down(pbx: TestPBX, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(pbx: TestPBX, args: argparse.Namespace) -> int:
+    from tests.harness.demo import run_demo
+
+    return run_demo(pbx, args.agi)
+
+
 def print_status(status: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(status, indent=2))
@@ -56,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show addresses, paths and PIDs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="start the PBX and place a call for every behaviour")
+    demo.add_argument("--agi", choices=AGI_MODES, default="fastagi",
+                      help="how Asterisk runs the agent (default: %(default)s)")
+    demo.set_defaults(func=cmd_demo)
 
     down = sub.add_parser("down", help="stop everything `up` started")
     down.set_defaults(func=cmd_down)
