@@ -100,13 +100,20 @@ def _own_numbers(store: AdminStore) -> frozenset[str]:
     return frozenset(n for n in numbers if n)
 
 
-def _existing(ext: str) -> Callable[[dict[str, str]], dict[str, str]]:
-    def check(fields: dict[str, str]) -> dict[str, str]:
-        if not fields:
-            raise UsageError(f"extension {ext} does not exist; create it with "
-                             f"'callroute ext add {ext}'")
-        return dict(fields)
-    return check
+def _require(ext: str, fields: dict[str, str]) -> dict[str, str]:
+    if not fields:
+        raise UsageError(f"extension {ext} does not exist; create it with "
+                         f"'callroute ext add {ext}'")
+    return dict(fields)
+
+
+def _edit(store: AdminStore, ext: str, mutate: Callable[[dict[str, str]], None]) -> dict:
+    """Change an existing extension's fields in place, atomically; the new fields."""
+    def change(fields: dict[str, str]) -> dict[str, str]:
+        new = _require(ext, fields)
+        mutate(new)
+        return new
+    return store.update_extension(ext, change)
 
 
 def describe(ext: str, fields: dict[str, str], company: dict[str, str], config: Config) -> dict:
@@ -199,8 +206,7 @@ def cmd_ext_add(args: argparse.Namespace, config: Config, store: AdminStore) -> 
 
 def cmd_ext_remove(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     ext = _check_ext(args.ext)
-    check = _existing(ext)
-    store.update_extension(ext, lambda fields: check(fields) and None)
+    store.update_extension(ext, lambda fields: _require(ext, fields) and None)
     print(f"extension {ext} removed")
 
 
@@ -234,10 +240,8 @@ def cmd_ext_list(args: argparse.Namespace, config: Config, store: AdminStore) ->
 def cmd_forward_on(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     ext = _check_ext(args.ext)
     target = _number(args.number, config, own=_own_numbers(store))
-    check = _existing(ext)
 
-    def change(fields: dict[str, str]) -> dict[str, str]:
-        new = check(fields)
+    def mutate(new: dict[str, str]) -> None:
         new[routing.F_FORWARD_ENABLED] = "1"
         new[routing.F_FORWARD_TARGET] = target
         if args.caller_id is not None:
@@ -246,9 +250,8 @@ def cmd_forward_on(args: argparse.Namespace, config: Config, store: AdminStore) 
         if args.require_keypress is not None:
             new[routing.F_REQUIRE_KEYPRESS] = "1" if args.require_keypress else "0"
         new.setdefault(routing.F_REQUIRE_KEYPRESS, "0")
-        return new
 
-    new = store.update_extension(ext, change)
+    new = _edit(store, ext, mutate)
     print(f"extension {ext}: forwarding on to {target} (caller ID "
           f"{new[routing.F_FORWARD_CALLER_ID]}, keypress "
           f"{'required' if new[routing.F_REQUIRE_KEYPRESS] == '1' else 'not required'})")
@@ -256,48 +259,35 @@ def cmd_forward_on(args: argparse.Namespace, config: Config, store: AdminStore) 
 
 def cmd_forward_off(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     ext = _check_ext(args.ext)
-    check = _existing(ext)
-
-    def change(fields: dict[str, str]) -> dict[str, str]:
-        new = check(fields)
-        new[routing.F_FORWARD_ENABLED] = "0"
-        return new
-
-    store.update_extension(ext, change)
+    _edit(store, ext, lambda new: new.update({routing.F_FORWARD_ENABLED: "0"}))
     print(f"extension {ext}: forwarding off")
 
 
 def cmd_device_add(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     ext = _check_ext(args.ext)
     number = _number(args.number, config, own=_own_numbers(store))
-    check = _existing(ext)
 
-    def change(fields: dict[str, str]) -> dict[str, str]:
-        new = check(fields)
+    def mutate(new: dict[str, str]) -> None:
         numbers = loads_list(new.get(routing.F_EXTERNAL))
         if number not in numbers:
             numbers.append(number)
         new[routing.F_EXTERNAL] = dumps_list(numbers)
-        return new
 
-    store.update_extension(ext, change)
+    _edit(store, ext, mutate)
     print(f"extension {ext}: {number} rings with the desk phones")
 
 
 def cmd_device_remove(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     ext = _check_ext(args.ext)
     number = _number(args.number, config, purpose="own")
-    check = _existing(ext)
 
-    def change(fields: dict[str, str]) -> dict[str, str]:
-        new = check(fields)
+    def mutate(new: dict[str, str]) -> None:
         numbers = loads_list(new.get(routing.F_EXTERNAL))
         if number not in numbers:
             raise UsageError(f"{number} is not an external device of extension {ext}")
         new[routing.F_EXTERNAL] = dumps_list([n for n in numbers if n != number])
-        return new
 
-    store.update_extension(ext, change)
+    _edit(store, ext, mutate)
     print(f"extension {ext}: {number} removed")
 
 
