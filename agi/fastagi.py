@@ -140,6 +140,12 @@ class FastAgiServer:
         self._pending_lock = threading.Lock()
         self._stopping = threading.Event()
 
+    @property
+    def pending(self) -> int:
+        """Connections admitted and not finished (running or waiting for a worker)."""
+        with self._pending_lock:
+            return self._pending
+
     # -- lifecycle --------------------------------------------------------------------
 
     def serve(self) -> None:

@@ -1,0 +1,206 @@
+"""The FastAGI server against a real Redis: same answers as process AGI, and bounded.
+
+The server runs in this process (in a thread) for most tests; the SIGTERM drain is
+checked on the real `callroute-fastagi` process. Clients speak the AGI protocol over
+real sockets and parse every command with the Asterisk parser re-implementation.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from agi import variables as v
+from agi.config import Config, load
+from agi.fastagi import FastAgiServer
+from tests.fake_asterisk import console_script, parse_args
+from tests.harness.procs import free_port, stop_popen, wait_until
+from tests.harness.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def agi_session(port: int, script: str = "route", ext: str = "1001",
+                timeout: float = 5.0) -> list[list[str]]:
+    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        stream = sock.makefile("rwb")
+        env = (f"agi_network: yes\nagi_network_script: {script}\n"
+               f"agi_request: agi://127.0.0.1:{port}/{script}\nagi_arg_1: {ext}\n\n")
+        stream.write(env.encode())
+        stream.flush()
+        commands = []
+        while line := stream.readline():
+            commands.append(parse_args(line.decode().rstrip("\n")))
+            stream.write(b"200 result=1\n")
+            stream.flush()
+        return commands
+
+
+def variables(commands: list[list[str]]) -> dict[str, str]:
+    return {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"] and len(c) == 4}
+
+
+@pytest.fixture
+def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgiServer]]:
+    """Start FastAgiServer instances in threads; all stopped and drained afterwards."""
+    running: list[tuple[FastAgiServer, threading.Thread]] = []
+
+    def start(redis_url: str, **options: object) -> FastAgiServer:
+        config: Config = load(config_env(redis_url=redis_url, timeout_ms="300"))
+        server = FastAgiServer(config, "127.0.0.1", 0, **options)
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.stop()
+        thread.join(5)
+        server.drain(5)
+
+
+@pytest.fixture
+def forward_on(redis_client: redis.Redis) -> None:
+    redis_client.hset("callroute:ext:1001", mapping={
+        "devices": '["PJSIP/1001"]', "forward_enabled": "1",
+        "forward_target": "+33612345678", "did": "+33100001001"})
+
+
+def test_route_gives_the_same_decision_as_process_agi(serve, redis_server, forward_on):
+    server = serve(redis_server.url)
+    found = variables(agi_session(server.address[1]))
+    assert found[v.STATUS] == v.STATUS_OK
+    assert found[v.MODE] == v.MODE_FORWARD
+    assert found[v.DIAL] == "Local/+33612345678@callroute-external/n"
+    assert found[v.DIVERSION] == "+33100001001"
+    assert list(found)[-1] == v.STATUS
+
+
+def test_health_answers_without_touching_redis(serve, closed_port):
+    server = serve(f"redis://127.0.0.1:{closed_port}/0")
+    assert agi_session(server.address[1], script="health") == [
+        ["SET", "VARIABLE", "CALLROUTE_HEALTH", "OK"]]
+
+
+def test_unknown_script_sets_nothing(serve, redis_server):
+    server = serve(redis_server.url)
+    commands = agi_session(server.address[1], script="../../etc/passwd")
+    assert [c[0] for c in commands] == ["VERBOSE"]
+
+
+def test_blackholed_redis_falls_back_within_the_deadline(serve, blackhole_port):
+    server = serve(f"redis://127.0.0.1:{blackhole_port}/0")
+    started = time.monotonic()
+    found = variables(agi_session(server.address[1]))
+    assert found[v.STATUS] == v.STATUS_FALLBACK
+    assert found[v.DIAL] == "PJSIP/1001"
+    assert time.monotonic() - started < 0.3 + 0.25
+
+
+def test_routing_resumes_after_redis_restarts(serve, tmp_path):
+    port = free_port()
+    store = RedisServer(tmp_path / "r", port=port).start()
+    try:
+        server = serve(store.url)
+        assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_OK
+        store.stop()
+        assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_FALLBACK
+        store = RedisServer(tmp_path / "r", port=port).start()
+        # The pooled connection died with the old server: the next call must not fail.
+        assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_OK
+    finally:
+        store.stop()
+
+
+def test_a_line_over_the_limit_closes_that_connection_only(serve, redis_server):
+    server = serve(redis_server.url, max_line=1024)
+    with socket.create_connection(("127.0.0.1", server.address[1]), timeout=5) as sock:
+        sock.sendall(b"agi_network_script: route\n" + b"x" * 100_000)
+        sock.shutdown(socket.SHUT_WR)
+        assert _closed_without_a_word(sock)
+    assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_OK
+
+
+def test_a_silent_connection_is_dropped_after_the_read_timeout(serve, redis_server):
+    server = serve(redis_server.url, read_timeout=0.3)
+    with socket.create_connection(("127.0.0.1", server.address[1]), timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""
+        assert 0.25 < time.monotonic() - started < 2
+
+
+def test_idle_connections_beyond_the_limit_are_refused_and_others_still_served(
+        serve, redis_server):
+    server = serve(redis_server.url, workers=2, max_pending=4, read_timeout=2.0)
+    idle = [socket.create_connection(("127.0.0.1", server.address[1])) for _ in range(4)]
+    try:
+        wait_until(lambda: server.pending == 4, 5, "4 connections admitted")
+        with socket.create_connection(("127.0.0.1", server.address[1]), timeout=5) as extra:
+            assert _closed_without_a_word(extra)  # refused: closed at once
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: server.pending == 0, 5, "closed idle connections to be released")
+    started = time.monotonic()
+    assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_OK
+    assert time.monotonic() - started < 1.0
+
+
+def test_listening_beyond_loopback_needs_an_allowlist(fr_config):
+    with pytest.raises(ValueError, match="--allow"):
+        FastAgiServer(fr_config, "0.0.0.0", 0)
+
+
+def test_sigterm_finishes_the_call_in_flight_then_exits(redis_server, config_env,
+                                                        forward_on):
+    port = free_port()
+    env = {**os.environ, **config_env(redis_url=redis_server.url)}
+    proc = subprocess.Popen([str(console_script("callroute-fastagi")), "--listen",
+                             f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            stream = sock.makefile("rwb")
+            stream.write(b"agi_network_script: route\nagi_arg_1: 1001\n\n")
+            stream.flush()
+            first = stream.readline()  # the call is now in flight
+            proc.send_signal(signal.SIGTERM)
+            commands = [parse_args(first.decode().rstrip("\n"))]
+            stream.write(b"200 result=1\n")
+            stream.flush()
+            while line := stream.readline():
+                commands.append(parse_args(line.decode().rstrip("\n")))
+                stream.write(b"200 result=1\n")
+                stream.flush()
+        assert variables(commands)[v.STATUS] == v.STATUS_OK
+        assert proc.wait(10) == 0
+        assert not _accepts(port)
+    finally:
+        stop_popen(proc)
+
+
+def _closed_without_a_word(sock: socket.socket) -> bool:
+    """The server closed the connection without sending anything (FIN or RST)."""
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
