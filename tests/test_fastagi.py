@@ -125,8 +125,11 @@ def test_routing_resumes_after_redis_restarts(serve, tmp_path):
 def test_a_line_over_the_limit_closes_that_connection_only(serve, redis_server):
     server = serve(redis_server.url, max_line=1024)
     with socket.create_connection(("127.0.0.1", server.address[1]), timeout=5) as sock:
-        sock.sendall(b"agi_network_script: route\n" + b"x" * 100_000)
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.sendall(b"agi_network_script: route\n" + b"x" * 100_000)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may reset the connection while we are still sending
         assert _closed_without_a_word(sock)
     assert variables(agi_session(server.address[1]))[v.STATUS] == v.STATUS_OK
 
@@ -194,8 +197,10 @@ def _closed_without_a_word(sock: socket.socket) -> bool:
     """The server closed the connection without sending anything (FIN or RST)."""
     try:
         return sock.recv(65536) == b""
-    except ConnectionResetError:
-        return True
+    except TimeoutError:
+        return False  # still open: not closed at all
+    except OSError:
+        return True  # reset
 
 
 def _accepts(port: int) -> bool:
