@@ -60,6 +60,7 @@ class CallResult:
     callees: dict[str, SippPeer]
     new_voicemail: list[Path]
     voicemail_greeting: str | None  # "busy" / "unavailable", from Asterisk's log
+    bridged: list[str]  # channels the caller's Dial() connected it to, from Asterisk's log
     seconds: float
 
     def rang(self, name: str) -> bool:
@@ -94,16 +95,15 @@ class CallResult:
         return self.caller.final_response() == 200
 
     def connected_to(self, name: str) -> bool:
-        """`name` answered and stayed bridged to the caller until the caller hung up.
+        """`name` answered and Asterisk bridged the caller to it.
 
-        A leg Asterisk released (another phone won, or the confirmation failed) gets
-        its BYE before the caller's; the bridged one only after it.
+        Answering is not enough: a mobile voicemail answers an external leg that is
+        then released unconfirmed. Asterisk's own log names the leg the caller's Dial()
+        connected: a desk phone's PJSIP channel, or the Local channel of an external leg.
         """
-        peer = self.callees[name]
-        caller_bye = self.caller.first_request_at("BYE", "sent")
-        callee_bye = peer.first_request_at("BYE", "received")
-        return (peer.answered() and not self.voicemail_left() and caller_bye is not None
-                and callee_bye is not None and callee_bye >= caller_bye)
+        prefix = "Local/" if name == "carrier" else f"PJSIP/{name.split()[-1]}-"
+        return (self.callees[name].answered() and not self.voicemail_left()
+                and any(channel.startswith(prefix) for channel in self.bridged))
 
     def caller_hung_up_itself(self) -> bool:
         """The caller stayed until its own BYE: the call was not dropped on it."""
@@ -124,7 +124,7 @@ class CallResult:
         lines = [f"call to {self.ext}: caller {self.caller.describe()}"]
         lines += [f"  {name}: {peer.describe()}" for name, peer in self.callees.items()]
         lines.append(f"  voicemail: {[p.name for p in self.new_voicemail]} "
-                     f"greeting={self.voicemail_greeting}")
+                     f"greeting={self.voicemail_greeting}; bridged: {self.bridged}")
         return "\n".join(lines)
 
 
@@ -177,19 +177,24 @@ def place_call(pbx: TestPBX, workdir: Path, ext: str, callees: list[Callee], *,
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not (new := sorted(_messages(folder) - before)):
             time.sleep(0.1)
+    log = _log_since(pbx.log_file, log_start)
     return CallResult(ext=ext, caller=caller, callees=peers, new_voicemail=new,
-                      voicemail_greeting=_greeting(pbx.log_file, log_start),
+                      voicemail_greeting=_greeting(log),
+                      bridged=re.findall(r"app_dial\.c: (\S+) answered PJSIP/inbound-", log),
                       seconds=time.monotonic() - started)
 
 
-def _greeting(log_file: Path, offset: int) -> str | None:
-    """Which greeting VoiceMail() was asked for during this call (b = busy, u = unavailable)."""
+def _log_since(log_file: Path, offset: int) -> str:
     if not log_file.exists():
-        return None
+        return ""
     with log_file.open("rb") as handle:
         handle.seek(offset)
-        text = handle.read().decode("utf-8", "replace")
-    found = re.findall(r'VoiceMail\("[^"]*", "[^",]*,([a-z]*)"\)', text)
+        return handle.read().decode("utf-8", "replace")
+
+
+def _greeting(log: str) -> str | None:
+    """Which greeting VoiceMail() was asked for during this call (b = busy, u = unavailable)."""
+    found = re.findall(r'VoiceMail\("[^"]*", "[^",]*,([a-z]*)"\)', log)
     if not found:
         return None
     return "busy" if "b" in found[-1] else "unavailable"

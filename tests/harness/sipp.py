@@ -484,13 +484,6 @@ class SippPeer:
     def got_bye(self) -> bool:
         return bool(self.requests_received("BYE"))
 
-    def first_request_at(self, method: str, direction: str) -> datetime | None:
-        """When this peer first sent or received a `method` request (trace clock)."""
-        for msg in self.messages(direction):
-            if msg.is_request and msg.method == method:
-                return msg.at
-        return None
-
     def sent_bye(self) -> bool:
         return any(m.method == "BYE" for m in self.messages("sent"))
 
