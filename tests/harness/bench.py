@@ -11,9 +11,10 @@ editable install's import finder alone costs ~12 ms per process. The bench venv
 is rebuilt exactly when the code changes.
 
 Sections: the decision level (no Asterisk; a fake AGI peer drives the real protocol)
-is `decision_level`. A PBX level (SIPp post-dial delay) can be added as another
-function returning a `SectionReport` and listed in `SECTIONS`; the table, the targets
-and `--json` pick it up without other changes.
+is `decision_level`; the PBX level (the real test PBX, SIPp post-dial delay) is
+`pbx_level` in tests/harness/bench_pbx.py (`--no-pbx` skips it). Each is a function
+returning a `SectionReport`, listed in `SECTIONS`; the table, the targets and `--json`
+pick it up without other changes.
 
 Exit status: 0 whenever the benchmark ran, targets met or not (it reports, it doesn't
 judge); 1 if the benchmark itself failed, e.g. a call was not routed OK while Redis
@@ -582,9 +583,16 @@ def decision_level(ctx: Context) -> SectionReport:
                          rows, extra, targets)
 
 
-# The PBX level goes here as ("pbx", pbx_level), a function of the same shape.
+def pbx_level(ctx: Context) -> SectionReport:
+    """Post-dial delay through the real test PBX (tests/harness/bench_pbx.py)."""
+    from tests.harness import bench_pbx  # it imports this module: import it late
+
+    return bench_pbx.pbx_level(ctx)
+
+
 SECTIONS: list[tuple[str, Callable[[Context], SectionReport]]] = [
     ("decision", decision_level),
+    ("pbx", pbx_level),
 ]
 
 
@@ -628,7 +636,11 @@ def render(info: dict[str, Any], plan: Plan, reports: list[SectionReport]) -> st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fast smoke run (CI, < 30 s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fast smoke run (CI): short decision level, one ~3 s PBX run "
+                             "per mode")
+    parser.add_argument("--no-pbx", action="store_true",
+                        help="skip the PBX level (no test PBX, no SIPp)")
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     parser.add_argument("--clients", type=int, default=4,
                         help="client processes in the FastAGI throughput test")
@@ -645,7 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                    "CALLROUTE_CONFIG": "/dev/null"}
             ctx = Context(plan, venv, redis_server.url, env, Path(tmp))
             seed(ctx)
-            reports = [section(ctx) for _, section in SECTIONS]
+            reports = [section(ctx) for name, section in SECTIONS
+                       if not (args.no_pbx and name == "pbx")]
     except (BenchError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -664,4 +677,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run main() from the module as imported by name, not from this `-m` copy named
+    # __main__: bench_pbx imports tests.harness.bench, and a BenchError it raises
+    # must be the class main() catches.
+    from tests.harness.bench import main as _main
+
+    sys.exit(_main())

@@ -269,7 +269,7 @@ def media_base_port(sip_port: int) -> int:
     return 30000 + 10 * (sip_port % 3000)
 
 
-def _udp_bound(port: int, hosts: Iterable[str] = (HOST,)) -> bool:
+def udp_bound(port: int, hosts: Iterable[str] = (HOST,)) -> bool:
     """Whether something has bound UDP host:port, read from /proc/net/udp.
 
     A bind is the only reliable "SIPp is ready" signal: SIPp prints nothing useful
@@ -350,7 +350,7 @@ class SippPeer:
             )
         if path.stem == "uas_answer_press" and variables.get("digit", "1") not in {"1", "2"}:
             raise ValueError("uas_answer_press plays only digit 1 or 2 (one pcap each)")
-        if _udp_bound(port, (HOST, "0.0.0.0")):
+        if udp_bound(port, (HOST, "0.0.0.0")):
             raise RuntimeError(f"UDP {HOST}:{port} is already in use; a stale peer?")
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -385,7 +385,7 @@ class SippPeer:
                 cwd=self.workdir,
             )  # fmt: skip
         deadline = time.monotonic() + ready_timeout_s
-        while not _udp_bound(port):
+        while not udp_bound(port):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"SIPp peer {self.name} exited at start-up\n{self.describe()}")
             if time.monotonic() > deadline:
