@@ -161,6 +161,8 @@ def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str
     except OSError as exc:
         raise RespError(f"Redis connection failed ({exc.strerror or type(exc).__name__})") \
             from None
+    except ValueError:  # a length or integer that isn't one: not a Redis we can trust
+        raise RespError("Redis sent an unreadable reply") from None
 
 
 def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:
