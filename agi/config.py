@@ -108,8 +108,9 @@ def _validate(values: dict[str, str]) -> Config:
     if not prefix or _has_dial_syntax(prefix) or "*" in prefix:
         raise ConfigError("CALLROUTE_PREFIX must be non-empty, without spaces or '*'")
     url = values["redis_url"].strip()
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("CALLROUTE_REDIS_URL must start with redis://, rediss:// or unix://")
+    if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise ConfigError("CALLROUTE_REDIS_URL must start with redis://, rediss://, unix:// "
+                          "or redis+sentinel://")
     return Config(redis_url=url, country=country, trunk_dial=trunk, default_device=device,
                   timeout_ms=timeout_ms, prefix=prefix)
 

@@ -14,19 +14,29 @@ class RespError(Exception):
     """The store could not answer in time or answered with an error (message has no secret)."""
 
 
-class RedisTarget:
-    """Where and how to connect, parsed from a redis://, rediss:// or unix:// URL."""
+SENTINEL_SCHEME = "redis+sentinel"
 
-    __slots__ = ("db", "host", "password", "path", "port", "tls", "username")
+
+class RedisTarget:
+    """Where and how to connect, parsed from a redis://, rediss://, unix:// URL, or a
+    redis+sentinel://[:password@]host:port[,host:port...]/service[/db] URL."""
+
+    __slots__ = ("db", "host", "password", "path", "port", "sentinels", "service", "tls",
+                 "username")
 
     def __init__(self, url: str):
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
+        if parts.scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
             raise RespError(f"unsupported Redis URL scheme {parts.scheme!r}")
         self.tls = parts.scheme == "rediss"
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password is not None else None
+        self.sentinels: list[tuple[str, int]] = []
+        self.service = ""
         query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
+        if parts.scheme == SENTINEL_SCHEME:
+            self._parse_sentinel(parts.netloc.rpartition("@")[2], parts.path)
+            return
         if parts.scheme == "unix":
             self.path, self.host, self.port = parts.path, "", 0
             db_text = query.get("db", "0")
@@ -41,6 +51,18 @@ class RedisTarget:
         if not db_text.isdigit():
             raise RespError("invalid database number in Redis URL")
         self.db = int(db_text)
+
+    def _parse_sentinel(self, hosts: str, path: str) -> None:
+        self.path, self.host, self.port = "", "", 0
+        for item in hosts.split(","):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise RespError("sentinel addresses must be host:port, comma-separated")
+            self.sentinels.append((host.strip("[]"), int(port)))
+        service, _, db_text = path.strip("/").partition("/")
+        if not service or not (db_text or "0").isdigit():
+            raise RespError("a redis+sentinel URL ends with /service or /service/db")
+        self.service, self.db = service, int(db_text or "0")
 
 
 def _command(*words: str) -> bytes:
@@ -104,7 +126,8 @@ class _Reader:
         raise RespError("Redis sent an unreadable reply")
 
 
-def _connect(target: RedisTarget, deadline: float) -> socket.socket:
+def _connect(target: RedisTarget, deadline: float,
+             address: tuple[str, int] | None = None) -> socket.socket:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise RespError("no time left to connect to Redis")
@@ -114,7 +137,8 @@ def _connect(target: RedisTarget, deadline: float) -> socket.socket:
             sock.settimeout(remaining)
             sock.connect(target.path)
         else:
-            sock = socket.create_connection((target.host, target.port), timeout=remaining)
+            sock = socket.create_connection(address or (target.host, target.port),
+                                            timeout=remaining)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if target.tls:
             import ssl  # only for rediss://: ssl costs a few ms to import
@@ -126,6 +150,59 @@ def _connect(target: RedisTarget, deadline: float) -> socket.socket:
         raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
             from None
     return sock
+
+
+def _nodes_from_sentinels(target: RedisTarget, deadline: float) -> list[tuple[str, int]]:
+    """The service's master, then its healthy replicas, from the first sentinel that
+    answers (both asked in one round trip)."""
+    for sentinel in target.sentinels:
+        try:
+            sock = _connect(target, deadline, sentinel)
+        except RespError:
+            continue
+        try:
+            sock.sendall(_command("SENTINEL", "get-master-addr-by-name", target.service)
+                         + _command("SENTINEL", "replicas", target.service))
+            reader = _Reader(sock, deadline)
+            master, replicas = reader.reply(), reader.reply()
+        except (RespError, OSError, ValueError):
+            continue
+        finally:
+            sock.close()
+        if not isinstance(master, list) or len(master) != 2:
+            continue  # this sentinel doesn't know the service (yet)
+        try:
+            return [(master[0], int(master[1])), *_healthy_replicas(replicas)]
+        except (ValueError, TypeError):
+            continue
+    raise RespError(f"no sentinel answered for service {target.service!r}")
+
+
+def _healthy_replicas(replicas: object) -> list[tuple[str, int]]:
+    nodes = []
+    for replica in replicas if isinstance(replicas, list) else []:
+        info = dict(zip(replica[::2], replica[1::2], strict=False))
+        flags = info.get("flags", "")
+        if not any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
+            nodes.append((info["ip"], int(info["port"])))
+    return nodes
+
+
+def _open(target: RedisTarget, deadline: float) -> socket.socket:
+    """A connection to the node to read from: the master, or through Sentinel the
+    master and, if it can't be reached, a replica. During a failover, settings a few
+    seconds old are better than ringing only the default device."""
+    if not target.sentinels:
+        return _connect(target, deadline)
+    nodes = _nodes_from_sentinels(target, deadline)
+    for index, node in enumerate(nodes):
+        # Share the time left, so an unreachable master leaves time for a replica.
+        share = (deadline - time.monotonic()) / (len(nodes) - index)
+        try:
+            return _connect(target, time.monotonic() + share, node)
+        except RespError:
+            continue
+    raise RespError(f"no node of service {target.service!r} could be reached")
 
 
 def _preamble(target: RedisTarget) -> list[bytes]:
@@ -168,7 +245,7 @@ def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str
 def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:
     """HGETALL every key in one pipelined round trip on a new connection (process AGI)."""
     target = RedisTarget(url)
-    sock = _connect(target, deadline)
+    sock = _open(target, deadline)
     try:
         return _pipeline_hgetall(sock, _preamble(target), keys, deadline)
     finally:
@@ -204,7 +281,7 @@ class RespPool:
             else:
                 self._give_back(sock)
                 return result
-        sock = _connect(self.target, deadline)
+        sock = _open(self.target, deadline)
         try:
             result = _pipeline_hgetall(sock, _preamble(self.target), keys, deadline)
         except RespError:

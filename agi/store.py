@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 
 from agi.config import Config
-from agi.resp import RespError, RespPool, hgetall_many
+from agi.resp import SENTINEL_SCHEME, RedisTarget, RespError, RespPool, hgetall_many
 
 SCHEMA_VERSION = "1"
 # Admin commands are interactive: a little more patience than a live call gets.
@@ -72,10 +72,13 @@ class AdminStore:
         self._watch_error = redis.exceptions.WatchError
         self.config = config
         self.prefix = config.prefix
-        self.client = redis.Redis.from_url(
-            config.redis_url, socket_connect_timeout=ADMIN_TIMEOUT_S,
-            socket_timeout=ADMIN_TIMEOUT_S, retry_on_timeout=False, retry=None,
-            decode_responses=True)
+        timeouts = {"socket_connect_timeout": ADMIN_TIMEOUT_S,
+                    "socket_timeout": ADMIN_TIMEOUT_S}
+        if config.redis_url.startswith(SENTINEL_SCHEME + "://"):
+            self.client = _sentinel_master(config.redis_url, timeouts)
+        else:
+            self.client = redis.Redis.from_url(config.redis_url, retry=None,
+                                               decode_responses=True, **timeouts)
 
     def _call(self, what: str, func: Callable):
         try:
@@ -152,6 +155,19 @@ class AdminStore:
             pipe.execute()
 
         self._call("update the company settings", write)
+
+
+def _sentinel_master(url: str, timeouts: dict):
+    """A client that always writes to the current master, found through Sentinel."""
+    from redis.sentinel import Sentinel
+
+    try:
+        target = RedisTarget(url)
+    except RespError as exc:
+        raise StoreError(str(exc)) from None
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=dict(timeouts), **timeouts)
+    return sentinel.master_for(target.service, db=target.db, password=target.password,
+                               username=target.username, decode_responses=True)
 
 
 def dumps_list(items: list[str]) -> str:
