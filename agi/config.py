@@ -8,6 +8,7 @@ so the call path and the CLI can trust a Config they are handed.
 import os
 
 from agi.calling_codes import CALLING_CODES
+from agi.resp import RedisTarget, RespError
 
 DEFAULT_CONFIG_FILE = "/etc/callroute.conf"
 INI_SECTION = "callroute"
@@ -111,6 +112,11 @@ def _validate(values: dict[str, str]) -> Config:
     if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         raise ConfigError("CALLROUTE_REDIS_URL must start with redis://, rediss://, unix:// "
                           "or redis+sentinel://")
+    try:
+        RedisTarget(url)  # parse it now: a malformed URL is a config error, not a traceback
+    except RespError as exc:  # the message never quotes the URL (it may hold a password)
+        raise ConfigError(f"CALLROUTE_REDIS_URL is malformed: {exc} (percent-encode a "
+                          "password holding '/', '?', '#' or '@')") from None
     return Config(redis_url=url, country=country, trunk_dial=trunk, default_device=device,
                   timeout_ms=timeout_ms, prefix=prefix)
 

@@ -121,7 +121,10 @@ class FastAgiServer:
             raise ValueError("listening beyond loopback needs --allow with the Asterisk "
                              "addresses that may connect")
         self.config = config
-        self.allow = allow
+        # With --allow, only the listed clients (plus the local Asterisk on 127.0.0.1 or
+        # ::1 when listening on loopback); without it, loopback clients only.
+        self.allow = allow | ({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+                              if allow and address.is_loopback else set())
         self.read_timeout = read_timeout
         self.max_line = max_line
         self.workers = workers
@@ -182,7 +185,9 @@ class FastAgiServer:
 
     def _admit(self, conn: socket.socket, peer: tuple) -> None:
         client = ipaddress.ip_address(peer[0])
-        if not (client.is_loopback or client in self.allow):
+        if getattr(client, "ipv4_mapped", None):
+            client = client.ipv4_mapped
+        if not (client in self.allow if self.allow else client.is_loopback):
             log.warning("refused FastAGI connection from %s (not in --allow)", peer[0])
             conn.close()
             return
@@ -214,6 +219,12 @@ class FastAgiServer:
         except Exception:  # a bug: log it once per occurrence, keep serving others
             log.exception("FastAGI session failed")
         finally:
+            # shutdown() ends the connection for the peer now, even if something still
+            # holds a reference to the socket's file object (close() alone waits for it).
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             conn.close()
             with self._pending_lock:
                 self._pending -= 1

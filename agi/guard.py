@@ -37,6 +37,12 @@ def is_mailbox(value: str) -> bool:
     return _MAILBOX.fullmatch(value) is not None
 
 
+# Why a well-formed home-code number may still not be dialled (see dialable_refusal).
+FOREIGN = "is a number in another country"
+COSTLY = "is a premium-rate, shared-cost or similar number"
+NOT_FULL = "is not a full national number (a short code?)"
+
+
 def is_home_e164(value: str, calling_code: str) -> bool:
     """True for "+", the home calling code, then a plausible national number."""
     prefix = "+" + calling_code
@@ -48,3 +54,33 @@ def is_home_e164(value: str, calling_code: str) -> bool:
         and national.isdigit()
         and _NATIONAL_MIN_DIGITS <= len(national) <= _E164_MAX_DIGITS - len(calling_code)
     )
+
+
+def dialable_refusal(value: str, region: str, calling_code: str) -> str:
+    """Why `value`, which passed is_home_e164, may not be dialled out; "" if it may.
+
+    The calling code alone is not enough: +1 is shared by the US, Canada and the
+    Caribbean (so a US home would reach Jamaica at +1 876), and a home-country premium
+    range (+33 899...) has the home code. Both checks use agi/guard_tables.py, data
+    generated from phonenumbers (checked against it by tests/test_security.py), and
+    the tables are imported only when a number is about to be dialled.
+    """
+    from agi import guard_tables
+
+    national = value[1 + len(calling_code):]
+    if len(national) not in guard_tables.NATIONAL_LENGTHS.get(region, ()):
+        return NOT_FULL
+    if calling_code == "1" and not (
+            len(national) == 10 and national[3] in "23456789"
+            and guard_tables.NANP_AREA_CODES.get(national[:3]) == region):
+        return FOREIGN
+    if region not in _costly:
+        pattern = guard_tables.COSTLY_PATTERNS.get(region)
+        _costly[region] = re.compile(pattern) if pattern else None
+    costly = _costly[region]
+    if costly is not None and costly.fullmatch(national):
+        return COSTLY
+    return ""
+
+
+_costly: dict[str, re.Pattern[str] | None] = {}

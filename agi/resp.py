@@ -222,15 +222,18 @@ def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str
     try:
         sock.sendall(b"".join(preamble + [_command("HGETALL", key) for key in keys]))
         reader = _Reader(sock, deadline)
+        # An error reply is raised as a NEW exception: `raise answer` would leave the
+        # raised exception in a local of this frame, a reference cycle that keeps the
+        # whole call stack (a FastAGI call's socket included) alive until the GC runs.
         for _ in preamble:
             answer = reader.reply()
             if isinstance(answer, RespError):
-                raise answer
+                raise RespError(str(answer))
         hashes = []
         for _ in keys:
             answer = reader.reply()
             if isinstance(answer, RespError):
-                raise answer
+                raise RespError(str(answer))
             if not isinstance(answer, list) or len(answer) % 2:
                 raise RespError("Redis sent an unexpected reply to HGETALL")
             hashes.append(dict(zip(answer[::2], answer[1::2], strict=True)))

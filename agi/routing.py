@@ -9,7 +9,7 @@ import json
 
 from agi import variables as v
 from agi.config import Config
-from agi.guard import is_device, is_extension, is_home_e164, is_mailbox
+from agi.guard import dialable_refusal, is_device, is_extension, is_home_e164, is_mailbox
 
 # Field names of the extension hash (the public Redis schema, see README).
 F_DEVICES = "devices"
@@ -108,7 +108,6 @@ def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Co
     code = config.calling_code
 
     devices = _devices(fields, ext, config, problems)
-    externals = _numbers(fields.get(F_EXTERNAL), F_EXTERNAL, code, problems)
     forward = _flag(fields, F_FORWARD_ENABLED, default=False, on_corrupt=False,
                     problems=problems)
     keypress = _flag(fields, F_REQUIRE_KEYPRESS, default=False, on_corrupt=True,
@@ -124,11 +123,21 @@ def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Co
     did = _number(fields.get(F_DID), F_DID, code, problems)
     company_number = _number(company.get(F_COMPANY_CALLER_ID), "company caller_id", code,
                              problems)
+    # Numbers we dial out: home country, not premium or shared-cost, and never the
+    # company's own numbers (that would loop through the public network).
+    own = frozenset(number for number in (did, company_number) if number)
+    externals = _numbers(fields.get(F_EXTERNAL), F_EXTERNAL, config, own, problems)
 
     target = ""
     if forward:
-        target = _number(fields.get(F_FORWARD_TARGET), F_FORWARD_TARGET, code, problems)
-        if not target and f"corrupt {F_FORWARD_TARGET}" not in problems:
+        raw_target = fields.get(F_FORWARD_TARGET)
+        target = _number(raw_target, F_FORWARD_TARGET, code, problems)
+        if target:
+            why = _refusal(target, config, own)
+            if why:
+                problems.append(f"{F_FORWARD_TARGET} {why}")
+                target = ""
+        elif not raw_target:
             problems.append(f"missing {F_FORWARD_TARGET}")
 
     if target:
@@ -169,17 +178,36 @@ def _devices(fields: dict[str, str], ext: str, config: Config, problems: list[st
     return list(dict.fromkeys(good))
 
 
-def _numbers(raw: str | None, field: str, code: str, problems: list[str]) -> list[str]:
+OWN_NUMBER = "is the company's own number"
+
+
+def _refusal(number: str, config: Config, own: frozenset[str]) -> str:
+    """Why a well-formed home number may not be dialled out; "" if it may."""
+    if number in own:
+        return OWN_NUMBER
+    return dialable_refusal(number, config.country, config.calling_code)
+
+
+def _numbers(raw: str | None, field: str, config: Config, own: frozenset[str],
+             problems: list[str]) -> list[str]:
     if raw is None:
         return []
     items = _json_list(raw)
     if items is None:
         problems.append(f"corrupt {field}")
         return []
-    good = [item for item in items if isinstance(item, str) and is_home_e164(item, code)]
+    good = [item for item in items
+            if isinstance(item, str) and is_home_e164(item, config.calling_code)]
     if len(good) != len(items):
         problems.append(f"corrupt entry in {field}")
-    return list(dict.fromkeys(good))
+    allowed = []
+    for number in good:
+        why = _refusal(number, config, own)
+        if not why:
+            allowed.append(number)
+        elif f"an entry in {field} {why}" not in problems:
+            problems.append(f"an entry in {field} {why}")
+    return list(dict.fromkeys(allowed))
 
 
 def _number(raw: str | None, field: str, code: str, problems: list[str]) -> str:

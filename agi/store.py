@@ -36,11 +36,23 @@ def index_key(prefix: str) -> str:
 def redact_url(url: str) -> str:
     """The URL with any password replaced, safe to print or log."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
         return url
-    userinfo, _, hostpart = rest.partition("@")
-    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-    return f"{scheme}://{user}:***@{hostpart}"
+    # The LAST "@": a password may hold "@", "/", "?" or "#" unencoded, and then the
+    # URL's own structure can't be trusted to say where it ends.
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at:
+        user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+        rest = f"{user}:***@{hostpart}"
+    # redis-py also takes credentials as query parameters (?password=...).
+    base, question, query = rest.partition("?")
+    if question:
+        query = "&".join(f"{key}=***" if key.lower() in ("password", "username") and eq
+                         else f"{key}{eq}{value}"
+                         for key, eq, value in (item.partition("=")
+                                                for item in query.split("&")))
+        rest = f"{base}?{query}"
+    return f"{scheme}://{rest}"
 
 
 def read_call_settings(config: Config, ext: str, deadline: float,
@@ -74,11 +86,15 @@ class AdminStore:
         self.prefix = config.prefix
         timeouts = {"socket_connect_timeout": ADMIN_TIMEOUT_S,
                     "socket_timeout": ADMIN_TIMEOUT_S}
-        if config.redis_url.startswith(SENTINEL_SCHEME + "://"):
-            self.client = _sentinel_master(config.redis_url, timeouts)
-        else:
-            self.client = redis.Redis.from_url(config.redis_url, retry=None,
-                                               decode_responses=True, **timeouts)
+        try:
+            if config.redis_url.startswith(SENTINEL_SCHEME + "://"):
+                self.client = _sentinel_master(config.redis_url, timeouts)
+            else:
+                self.client = redis.Redis.from_url(config.redis_url, retry=None,
+                                                   decode_responses=True, **timeouts)
+        except ValueError:  # its message may quote a piece of the URL: the password
+            raise StoreError("CALLROUTE_REDIS_URL is malformed (percent-encode a password "
+                             "holding '/', '?', '#' or '@')") from None
 
     def _call(self, what: str, func: Callable):
         try:
