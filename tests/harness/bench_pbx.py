@@ -107,7 +107,7 @@ class LoadPeer:
 
     def start(self, scenario: Path, port: int, calls: int, timeout_s: float, *,
               rate: int | None = None, service: str | None = None,
-              remote: str | None = None) -> LoadPeer:
+              remote: str | None = None, trace: bool = False) -> LoadPeer:
         if udp_bound(port, (HOST, "0.0.0.0")):
             raise BenchError(f"UDP {HOST}:{port} is already in use; a stale SIPp?")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +121,8 @@ class LoadPeer:
                 "-timeout", f"{max(1, round(timeout_s))}s", "-timeout_error"]
         if remote is None:
             argv += ["-aa"]  # a stray OPTIONS/NOTIFY must not become a failed call
+            if trace:  # which calls reached this phone (tests/harness/faults.py)
+                argv += ["-trace_msg", "-message_file", str(self.message_file)]
         else:
             argv += ["-r", str(rate), "-trace_msg", "-message_file", str(self.message_file),
                      "-trace_rtt", "-rtt_freq", "1", "-s", str(service), remote]

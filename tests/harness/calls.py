@@ -139,7 +139,9 @@ def _messages(folder: Path) -> set[Path]:
 
 def place_call(pbx: TestPBX, workdir: Path, ext: str, callees: list[Callee], *,
                hold_ms: int = 3000, caller_number: str = CALLER_NUMBER,
-               mailbox: str | None = None, timeout_s: float = 90.0) -> CallResult:
+               mailbox: str | None = None, timeout_s: float = 90.0,
+               caller_scenario: str = "uac_call",
+               caller_variables: dict[str, str] | None = None) -> CallResult:
     """Call `ext` from a SIPp caller while `callees` wait; return what each side saw.
 
     Callees that are never called are stopped once the call is over; one that was
@@ -158,9 +160,11 @@ def place_call(pbx: TestPBX, workdir: Path, ext: str, callees: list[Callee], *,
             peers[callee.name] = peer
             peer.start(callee.scenario, callee.port, variables=callee.variables,
                        timeout_s=timeout_s + 10)
-        caller.start("uac_call", CALLER_PORT, service=ext, remote="127.0.0.1:5060",
-                     variables={"hold_ms": str(hold_ms), "caller": caller_number},
-                     timeout_s=timeout_s)
+        variables = {"caller": caller_number, **(caller_variables or {})}
+        if caller_scenario == "uac_call":
+            variables["hold_ms"] = str(hold_ms)
+        caller.start(caller_scenario, CALLER_PORT, service=ext, remote="127.0.0.1:5060",
+                     variables=variables, timeout_s=timeout_s)
         caller.wait(timeout_s + 5)
         for peer in peers.values():
             if peer.invites_received():
