@@ -107,7 +107,9 @@ class LoadPeer:
 
     def start(self, scenario: Path, port: int, calls: int, timeout_s: float, *,
               rate: int | None = None, service: str | None = None,
-              remote: str | None = None, trace: bool = False) -> LoadPeer:
+              remote: str | None = None, trace: bool = False,
+              extra_args: tuple[str, ...] = (),
+              recv_timeout_ms: int = RECV_TIMEOUT_MS) -> LoadPeer:
         if udp_bound(port, (HOST, "0.0.0.0")):
             raise BenchError(f"UDP {HOST}:{port} is already in use; a stale SIPp?")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,7 @@ class LoadPeer:
                 "-m", str(calls), "-nostdin",
                 "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
                 "-trace_err", "-error_file", str(self.error_file),
-                "-recv_timeout", str(RECV_TIMEOUT_MS),
+                "-recv_timeout", str(recv_timeout_ms),
                 "-timeout", f"{max(1, round(timeout_s))}s", "-timeout_error"]
         if remote is None:
             argv += ["-aa"]  # a stray OPTIONS/NOTIFY must not become a failed call
@@ -126,6 +128,7 @@ class LoadPeer:
         else:
             argv += ["-r", str(rate), "-trace_msg", "-message_file", str(self.message_file),
                      "-trace_rtt", "-rtt_freq", "1", "-s", str(service), remote]
+        argv[1:1] = extra_args  # before the remote address, which must come last
         with open(self.output_file, "wb") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, cwd=self.workdir)

@@ -1,0 +1,185 @@
+"""`scripts/soak`: a steady call rate for minutes, mixing every behaviour.
+
+One SIPp caller places calls at a fixed rate, cycling through four extensions set
+up for four behaviours; SIPp phones answer on the desk (5071) and carrier (5080)
+ports, and nothing answers on 5073:
+
+- 1001 RING: the desk phone answers;
+- 1002 FORWARD: the carrier answers;
+- 1003 FORWARD with keypress: the carrier answers and never presses 1, so after the
+  prompts the caller reaches voicemail;
+- 1004, whose only device (PJSIP/1003 at 5073) is unreachable: straight to voicemail.
+
+A call is "completed as expected" when the caller's dialog completes and every desk
+and carrier leg was answered where the settings say. It reports calls placed and
+completed, leaked channels at the end, the agent's RSS and thread count over time,
+and post-dial delay percentiles (rtd, whole ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tests.harness.bench_pbx import UAS, LoadPeer
+from tests.harness.pbx import AGI_MODES, SIP_HOST, SIP_PORT, TestPBX
+from tests.harness.sipp import SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[2]
+UAC = SCENARIOS / "soak_uac.xml"
+MIX = ["1001", "1002", "1003", "1004"]  # one call each per cycle
+DESK_PORT, CARRIER_PORT, CALLER_PORT = 5071, 5080, 5090
+
+
+def setup(pbx: TestPBX) -> None:
+    pbx.reset()
+    for command in (("forward", "on", "1002", "+33612345678"),
+                    ("forward", "on", "1003", "+33698765432", "--require-keypress"),
+                    ("ext", "add", "1004", "--device", "PJSIP/1003",
+                     "--mailbox", "1003@default")):
+        proc = pbx.cli(*command)
+        if proc.returncode != 0:
+            raise RuntimeError(f"callroute {' '.join(command)}: {proc.stderr.strip()}")
+
+
+def _proc_status(pid: int | None) -> tuple[int, int]:
+    """(RSS KiB, threads) of a process, (0, 0) if gone."""
+    if pid is None:
+        return 0, 0
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0, 0
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["Threads"])
+
+
+def soak(pbx: TestPBX, workdir: Path, rate: int, seconds: float) -> dict:
+    setup(pbx)
+    calls = max(len(MIX), int(rate * seconds) // len(MIX) * len(MIX))
+    injection = workdir / "calls.csv"
+    workdir.mkdir(parents=True, exist_ok=True)
+    injection.write_text("SEQUENTIAL\n" + "".join(f"{ext};\n" for ext in MIX))
+    status = pbx.status()
+    agent_pid = status["pids"].get("fastagi") or status["pids"].get("asterisk")
+    samples: list[tuple[float, int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        started = time.monotonic()
+        while not stop.is_set():
+            rss, threads = _proc_status(agent_pid)
+            samples.append((time.monotonic() - started, rss, threads))
+            stop.wait(5)
+
+    desk, carrier, caller = (LoadPeer(n, workdir) for n in ("desk", "carrier", "caller"))
+    sampler = threading.Thread(target=sample, daemon=True)
+    per_class = calls // len(MIX)
+    try:
+        desk.start(UAS, DESK_PORT, per_class, seconds + 120, recv_timeout_ms=60_000)
+        carrier.start(UAS, CARRIER_PORT, 2 * per_class, seconds + 120,
+                      recv_timeout_ms=60_000)
+        sampler.start()
+        started = time.monotonic()
+        caller.start(UAC, CALLER_PORT, calls, seconds + 90, rate=rate, service="soak",
+                     remote=f"{SIP_HOST}:{SIP_PORT}",
+                     extra_args=("-inf", str(injection)),
+                     # the keypress calls reach voicemail only after the prompts
+                     recv_timeout_ms=60_000)
+        caller.wait(seconds + 100)
+        wall = time.monotonic() - started
+        for peer in (desk, carrier):
+            peer.wait(30)
+        deadline = time.monotonic() + 30
+        while pbx.channel_count() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leaked = pbx.channel_count()
+    finally:
+        stop.set()
+        for peer in (caller, desk, carrier):
+            peer.stop()
+    sampler.join(10)
+    placed = caller.counters()
+    rtd = sorted(caller.rtd_ms())
+    rss = [s[1] for s in samples if s[1]]
+    threads = [s[2] for s in samples if s[2]]
+    answered = {"desk": desk.counters().get("SuccessfulCall", 0),
+                "carrier": carrier.counters().get("SuccessfulCall", 0)}
+    return {
+        "agi": status["agi"], "rate": rate, "seconds": seconds, "wall_s": round(wall, 1),
+        "calls_placed": placed.get("OutgoingCall", placed.get("TotalCallCreated", 0)),
+        "calls_completed": placed.get("SuccessfulCall", 0),
+        "calls_failed": placed.get("FailedCall", 0),
+        "expected": {"desk": per_class, "carrier": 2 * per_class},
+        "answered": answered,
+        "leaked_channels": leaked,
+        "agent_rss_kib": {"first": rss[0] if rss else 0, "max": max(rss, default=0),
+                          "last": rss[-1] if rss else 0},
+        "agent_threads": {"first": threads[0] if threads else 0,
+                          "max": max(threads, default=0),
+                          "last": threads[-1] if threads else 0},
+        "pdd_ms": {"p50": _pct(rtd, 50), "p99": _pct(rtd, 99), "max": max(rtd, default=0)},
+        "samples": samples,
+    }
+
+
+def _pct(values: list[float], pct: int) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, round(pct / 100 * (len(values) - 1)))]
+
+
+def healthy(report: dict) -> bool:
+    return (report["calls_failed"] == 0 and report["leaked_channels"] == 0
+            and report["calls_completed"] == report["calls_placed"] > 0
+            and report["answered"] == report["expected"])
+
+
+def render(report: dict) -> str:
+    rss, threads, pdd = report["agent_rss_kib"], report["agent_threads"], report["pdd_ms"]
+    who = "callroute-fastagi" if report["agi"] == "fastagi" else "Asterisk (process AGI)"
+    return "\n".join([
+        f"soak: {report['rate']} calls/s for {report['seconds']:g} s ({report['wall_s']} s until "
+        f"the last call ended; {report['agi']} agent), "
+        f"mix {'/'.join(MIX)} = RING / FORWARD / FORWARD+keypress->voicemail / voicemail",
+        f"  calls placed {report['calls_placed']}, completed {report['calls_completed']}, "
+        f"failed {report['calls_failed']}",
+        f"  legs answered: desk {report['answered']['desk']} (expected "
+        f"{report['expected']['desk']}), carrier {report['answered']['carrier']} "
+        f"(expected {report['expected']['carrier']})",
+        f"  leaked channels at the end: {report['leaked_channels']}",
+        f"  {who} RSS KiB first {rss['first']} max {rss['max']} last {rss['last']}; "
+        f"threads first {threads['first']} max {threads['max']} last {threads['last']}",
+        f"  post-dial delay (rtd, whole ms): p50 {pdd['p50']:.0f} p99 {pdd['p99']:.0f} "
+        f"max {pdd['max']:.0f}",
+        f"  => {'OK' if healthy(report) else 'PROBLEM'}",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, help="overrides --minutes (CI smoke: 30)")
+    parser.add_argument("--rate", type=int, default=20, help="calls per second")
+    parser.add_argument("--agi", choices=AGI_MODES, default="fastagi")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    pbx = TestPBX(ROOT)
+    pbx.down()  # a fresh PBX: the agent's memory is measured from its start
+    pbx.up(agi_mode=args.agi)
+    try:
+        with tempfile.TemporaryDirectory(prefix="callroute-soak-") as tmp:
+            report = soak(pbx, Path(tmp), args.rate, args.seconds or args.minutes * 60)
+    finally:
+        pbx.reset()
+    print(json.dumps(report) if args.json else render(report))
+    return 0 if healthy(report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
