@@ -77,6 +77,28 @@ class StreamSession(AgiSession):
         return self._readline()
 
 
+class ThrottledLog:
+    """At most one warning per second for each kind of refusal, with how many were
+    suppressed: a client hammering the port must not flood the log."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self.interval) < self.interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        more = f" ({suppressed} more since the last such line)" if suppressed else ""
+        log.warning("%s%s", message, more)
+
+
 class OutageLog:
     """Logs the first FALLBACK of an outage and the recovery: one line each, not per call."""
 
@@ -131,6 +153,7 @@ class FastAgiServer:
         self.max_pending = max_pending or workers * 4
         self.pool = RespPool(config.redis_url, max_idle=workers)
         self.outages = OutageLog()
+        self.refusals = ThrottledLog()
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -188,14 +211,15 @@ class FastAgiServer:
         if getattr(client, "ipv4_mapped", None):
             client = client.ipv4_mapped
         if not (client in self.allow if self.allow else client.is_loopback):
-            log.warning("refused FastAGI connection from %s (not in --allow)", peer[0])
+            self.refusals.warning("allow", f"refused FastAGI connection from {peer[0]} "
+                                           "(not in --allow)")
             conn.close()
             return
         with self._pending_lock:
             if self._pending >= self.max_pending:
                 conn.close()  # Asterisk sees the AGI fail; the dialplan falls back
-                log.warning("refused FastAGI connection: %d calls already waiting",
-                            self._pending)
+                self.refusals.warning("busy", "refused FastAGI connection: "
+                                      f"{self._pending} calls already waiting")
                 return
             self._pending += 1
         self._executor.submit(self._serve_connection, conn)

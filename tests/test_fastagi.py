@@ -231,3 +231,16 @@ def test_a_store_sending_garbage_falls_back_without_a_traceback(serve, caplog):
     finally:
         thread.join(5)
         garbage.close()
+
+
+def test_refusals_are_logged_at_most_once_a_second(caplog):
+    from agi.fastagi import ThrottledLog
+
+    throttled = ThrottledLog(interval=0.2)
+    with caplog.at_level("WARNING", logger="callroute.fastagi"):
+        for _ in range(500):
+            throttled.warning("busy", "refused")
+        time.sleep(0.25)
+        throttled.warning("busy", "refused")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["refused", "refused (499 more since the last such line)"]
