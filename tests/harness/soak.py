@@ -81,17 +81,19 @@ def soak(pbx: TestPBX, workdir: Path, rate: int, seconds: float) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     per_class = calls // len(MIX)
     try:
-        desk.start(UAS, DESK_PORT, per_class, seconds + 120, recv_timeout_ms=60_000)
-        carrier.start(UAS, CARRIER_PORT, 2 * per_class, seconds + 120,
+        desk.start(UAS, DESK_PORT, per_class, seconds + 150, recv_timeout_ms=60_000)
+        carrier.start(UAS, CARRIER_PORT, 2 * per_class, seconds + 150,
                       recv_timeout_ms=60_000)
         sampler.start()
         started = time.monotonic()
-        caller.start(UAC, CALLER_PORT, calls, seconds + 90, rate=rate, service="soak",
+        caller.start(UAC, CALLER_PORT, calls, seconds + 120, rate=rate, service="soak",
                      remote=f"{SIP_HOST}:{SIP_PORT}",
-                     extra_args=("-inf", str(injection)),
+                     # -l: SIPp's default cap on open calls (3 x rate x duration seen so
+                     # far) throttles the rate once 20 s keypress calls pile up
+                     extra_args=("-inf", str(injection), "-l", str(rate * 60)),
                      # the keypress calls reach voicemail only after the prompts
                      recv_timeout_ms=60_000)
-        caller.wait(seconds + 100)
+        caller.wait(seconds + 130)
         wall = time.monotonic() - started
         for peer in (desk, carrier):
             peer.wait(30)
