@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from tests.harness.pbx import AGI_MODES, SIP_HOST, SIP_PORT, TestPBX
 from tests.harness.sipp import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
+FAILURE_DIR = Path(tempfile.gettempdir()) / "callroute-soak-last-failure"
 UAC = SCENARIOS / "soak_uac.xml"
 MIX = ["1001", "1002", "1003", "1004"]  # one call each per cycle
 DESK_PORT, CARRIER_PORT, CALLER_PORT = 5071, 5080, 5090
@@ -177,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="callroute-soak-") as tmp:
             report = soak(pbx, Path(tmp), args.rate, args.seconds or args.minutes * 60)
+            if not healthy(report):
+                shutil.rmtree(FAILURE_DIR, ignore_errors=True)
+                shutil.copytree(tmp, FAILURE_DIR)
+                print(f"soak: SIPp files of this run kept in {FAILURE_DIR}", file=sys.stderr)
     finally:
         pbx.reset()
     print(json.dumps(report) if args.json else render(report))
