@@ -40,7 +40,9 @@ def handle_route(session: AgiSession, argv: list[str], config: Config | None = N
     or with none set, which the dialplan treats as "the agent broke" and handles by
     ringing the default device.
     """
-    ext = session.argument(1) or (argv[0] if argv else "") or session.env.get(
+    # Process AGI gets the extension on its command line too, which no caller-controlled
+    # text can forge; the environment (all FastAGI has) is protected by the dialplan.
+    ext = (argv[0] if argv else "") or session.argument(1) or session.env.get(
         "agi_extension", "")
     try:
         if config is None:
