@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(tmp, FAILURE_DIR)
                 print(f"soak: SIPp files of this run kept in {FAILURE_DIR}", file=sys.stderr)
     finally:
-        pbx.reset()
+        pbx.down()  # a measurement, not a demo: leave nothing running
     print(json.dumps(report) if args.json else render(report))
     return 0 if healthy(report) else 1
 
