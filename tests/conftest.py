@@ -19,6 +19,7 @@ import redis
 
 from agi import cli
 from agi.config import Config, load
+from agi.fastagi import FastAgiServer
 from tests.fake_asterisk import FakeAsterisk, agi_executable, console_script
 from tests.harness.procs import free_port
 from tests.harness.redis_server import RedisServer
@@ -199,3 +200,26 @@ def fake_asterisk(config_env: Callable[..., dict[str, str]],
         return FakeAsterisk(executable=agi_executable(), env=env, **options)  # type: ignore[arg-type]
 
     return make
+
+
+# ---- FastAGI -------------------------------------------------------------------------------
+
+@pytest.fixture
+def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgiServer]]:
+    """Start FastAgiServer instances in threads; all stopped and drained afterwards."""
+    running: list[tuple[FastAgiServer, threading.Thread]] = []
+
+    def start(redis_url: str = "redis://127.0.0.1:6379/0", *, host: str = "127.0.0.1",
+              **options: object) -> FastAgiServer:
+        config = load(config_env(redis_url=redis_url, timeout_ms="300"))
+        server = FastAgiServer(config, host, 0, **options)
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.stop()
+        thread.join(5)
+        server.drain(5)

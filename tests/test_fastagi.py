@@ -13,13 +13,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 from agi import variables as v
-from agi.config import Config, load
 from agi.fastagi import FastAgiServer
 from tests.fake_asterisk import console_script, parse_args
 from tests.harness.procs import free_port, stop_popen, wait_until
@@ -47,26 +45,6 @@ def agi_session(port: int, script: str = "route", ext: str = "1001",
 
 def variables(commands: list[list[str]]) -> dict[str, str]:
     return {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"] and len(c) == 4}
-
-
-@pytest.fixture
-def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgiServer]]:
-    """Start FastAgiServer instances in threads; all stopped and drained afterwards."""
-    running: list[tuple[FastAgiServer, threading.Thread]] = []
-
-    def start(redis_url: str, **options: object) -> FastAgiServer:
-        config: Config = load(config_env(redis_url=redis_url, timeout_ms="300"))
-        server = FastAgiServer(config, "127.0.0.1", 0, **options)
-        thread = threading.Thread(target=server.serve, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        return server
-
-    yield start
-    for server, thread in running:
-        server.stop()
-        thread.join(5)
-        server.drain(5)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -507,21 +506,10 @@ def _health(port: int) -> bool:
 # ---- FastAGI allowlist -------------------------------------------------------------------
 
 @pytest.fixture
-def fastagi(fr_config) -> Iterator[Callable[..., FastAgiServer]]:
-    running: list[tuple[FastAgiServer, threading.Thread]] = []
-
+def fastagi(serve: Callable[..., FastAgiServer]) -> Callable[..., FastAgiServer]:
     def start(host: str, allow: str | None = None) -> FastAgiServer:
-        server = FastAgiServer(fr_config, host, 0, allow=parse_allow(allow))
-        thread = threading.Thread(target=server.serve, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        return server
-
-    yield start
-    for server, thread in running:
-        server.stop()
-        thread.join(5)
-        server.drain(5)
+        return serve(host=host, allow=parse_allow(allow))
+    return start
 
 
 def _answered(port: int, source: str, host: str = "127.0.0.2") -> bool:
