@@ -14,6 +14,10 @@ class RespError(Exception):
     """The store could not answer in time or answered with an error (message has no secret)."""
 
 
+class RespReplyError(RespError):
+    """Redis answered with an error reply: the connection itself was working."""
+
+
 SENTINEL_SCHEME = "redis+sentinel"
 
 
@@ -228,12 +232,12 @@ def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str
         for _ in preamble:
             answer = reader.reply()
             if isinstance(answer, RespError):
-                raise RespError(str(answer))
+                raise RespReplyError(str(answer))
         hashes = []
         for _ in keys:
             answer = reader.reply()
             if isinstance(answer, RespError):
-                raise RespError(str(answer))
+                raise RespReplyError(str(answer))
             if not isinstance(answer, list) or len(answer) % 2:
                 raise RespError("Redis sent an unexpected reply to HGETALL")
             hashes.append(dict(zip(answer[::2], answer[1::2], strict=True)))
@@ -276,6 +280,11 @@ class RespPool:
         if sock is not None:
             try:
                 result = _pipeline_hgetall(sock, [], keys, deadline)
+            except RespReplyError:
+                # Redis is up and said no (WRONGTYPE, NOAUTH...): a fresh connection would
+                # hear the same. This one may hold unread replies, so it goes.
+                sock.close()
+                raise
             except RespError:
                 # Most likely Redis restarted and every idle connection is dead: drop
                 # them all and try once on a fresh connection, within the same deadline.

@@ -222,3 +222,21 @@ def test_refusals_are_logged_at_most_once_a_second(caplog):
         throttled.warning("busy", "refused")
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["refused", "refused (499 more since the last such line)"]
+
+
+def test_an_error_reply_drops_one_pooled_connection_not_the_others(redis_server,
+                                                                   redis_client):
+    """WRONGTYPE comes from a working Redis: the other idle connections stay pooled."""
+    from agi import resp
+    from agi.resp import RespPool, RespReplyError
+
+    pool = RespPool(redis_server.url, max_idle=4)
+    for _ in range(2):
+        pool._give_back(resp._open(pool.target, time.monotonic() + 1))
+    redis_client.set("callroute:ext:1001", "not a hash")
+    with pytest.raises(RespReplyError):
+        pool.hgetall_many(["callroute:ext:1001"], time.monotonic() + 1)
+    assert len(pool._idle) == 1
+    redis_client.delete("callroute:ext:1001")
+    assert pool.hgetall_many(["callroute:ext:1001"], time.monotonic() + 1) == [{}]
+    pool.clear()
