@@ -38,7 +38,9 @@ def is_mailbox(value: str) -> bool:
 
 
 # Why a well-formed home-code number may still not be dialled (see dialable_refusal).
-FOREIGN = "is a number in another country"
+# FOREIGN covers both another country sharing the home calling code and a number no
+# country's ranges hold (see _in_home_region).
+FOREIGN = "is not a number in the home country"
 COSTLY = "is a premium-rate, shared-cost or similar number"
 NOT_FULL = "is not a full national number (a short code?)"
 
@@ -59,21 +61,22 @@ def is_home_e164(value: str, calling_code: str) -> bool:
 def dialable_refusal(value: str, region: str, calling_code: str) -> str:
     """Why `value`, which passed is_home_e164, may not be dialled out; "" if it may.
 
-    The calling code alone is not enough: +1 is shared by the US, Canada and the
-    Caribbean (so a US home would reach Jamaica at +1 876), and a home-country premium
-    range (+33 899...) has the home code. Both checks use agi/guard_tables.py, data
-    generated from phonenumbers (checked against it by tests/test_security.py), and
-    the tables are imported only when a number is about to be dialled.
+    The calling code alone is not enough: it is shared by several countries for +1 (so
+    a US home would reach Jamaica at +1 876), +44 (a GB home would reach a Jersey mobile
+    at +44 7797), +7, +39, +262 and others, and a home-country premium range
+    (+33 899...) has the home code. These checks use agi/guard_tables.py, data generated
+    from phonenumbers (checked against it by tests/test_security.py), and the tables
+    are imported only when a number is about to be dialled. The country comes first so
+    that another country's full number is reported as foreign, whatever its length.
     """
     from agi import guard_tables
 
     national = value[1 + len(calling_code):]
+    shared = guard_tables.SHARED_CALLING_CODES.get(calling_code)
+    if shared is not None and not _in_home_region(national, region, shared):
+        return FOREIGN
     if len(national) not in guard_tables.NATIONAL_LENGTHS.get(region, ()):
         return NOT_FULL
-    if calling_code == "1" and not (
-            len(national) == 10 and national[3] in "23456789"
-            and guard_tables.NANP_AREA_CODES.get(national[:3]) == region):
-        return FOREIGN
     if region not in _costly:
         pattern = guard_tables.COSTLY_PATTERNS.get(region)
         _costly[region] = re.compile(pattern) if pattern else None
@@ -83,4 +86,27 @@ def dialable_refusal(value: str, region: str, calling_code: str) -> str:
     return ""
 
 
+def _in_home_region(national: str, home: str, regions: tuple[tuple[str, str], ...]) -> bool:
+    """True if phonenumbers' region_code_for_number gives `national` to `home`.
+
+    `regions` is its calling code's (region, regex) list, in phonenumbers' order: the
+    first region whose regex matches owns the number, as in phonenumbers. The loop
+    stops at `home`, so the regexes of the regions after it are never compiled: which
+    of them owns the number changes nothing, it is refused either way. A number that
+    `home` doesn't own is refused even when no region owns it (phonenumbers gives it
+    no region: an invalid number, which the CLI refuses too): it can't be shown to be
+    a home number, and dialling it is what a tampered store would want.
+    """
+    for owner, pattern in regions:
+        if owner not in _owners:
+            _owners[owner] = re.compile(pattern)
+        if _owners[owner].fullmatch(national):
+            return owner == home
+        if owner == home:
+            return False
+    return False
+
+
 _costly: dict[str, re.Pattern[str] | None] = {}
+# Region -> its SHARED_CALLING_CODES regex, compiled on first use.
+_owners: dict[str, re.Pattern[str]] = {}

@@ -8,44 +8,53 @@ installed phonenumbers, so an upgrade that changes the data fails a test, never 
 
 from __future__ import annotations
 
-import re
-
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 
 # The types the CLI refuses as targets (agi/numbers.py _REFUSED_TYPES), by metadata field.
 COSTLY_FIELDS = ("premium_rate", "shared_cost", "uan", "pager", "voicemail")
 COSTLY_TYPES = (PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST,
                 PhoneNumberType.UAN, PhoneNumberType.PAGER, PhoneNumberType.VOICEMAIL)
-# Subscriber parts tried after each area code and first exchange digit: enough to find a
-# valid number in every NANP area code phonenumbers knows (checked: no area code
-# yields two regions).
-_NANP_SAMPLES = ("234567", "555123", "000000", "987654")
+# The metadata fields phonenumbers' _number_type_helper tries: a number matching any of
+# them (and the general description) is a valid number of the region. Mobile is last
+# because phonenumbers skips it when its pattern is the fixed-line one.
+_TYPE_FIELDS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
+                "pager", "uan", "voicemail", "fixed_line", "mobile")
 
 
-def nanp_area_codes() -> dict[str, str]:
-    """Area code -> the region phonenumbers assigns to valid numbers in it (+1 only)."""
-    found: dict[str, set[str]] = {}
-    # Regions phonenumbers recognises by leading digits (the Caribbean): by the prefix
-    # alone, as region_code_for_number does, so narrow exchange ranges can't be missed.
-    by_prefix = [(region, re.compile(meta.leading_digits)) for region, meta in
-                 ((r, PhoneMetadata.metadata_for_region(r))
-                  for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]) if meta.leading_digits]
-    for npa in range(200, 1000):
-        for region, leading in by_prefix:
-            if leading.match(f"{npa}2345678"):
-                found.setdefault(str(npa), set()).add(region)
-        for first in "23456789":
-            for rest in _NANP_SAMPLES:
-                number = phonenumbers.parse(f"+1{npa}{first}{rest}")
-                if phonenumbers.is_valid_number(number):
-                    region = phonenumbers.region_code_for_number(number)
-                    found.setdefault(str(npa), set()).add(region)
-    conflicts = {npa: regions for npa, regions in found.items() if len(regions) > 1}
-    if conflicts:
-        raise ValueError(f"area codes shared by several regions: {conflicts}")
-    return {npa: regions.pop() for npa, regions in sorted(found.items())}
+def _desc_pattern(desc: PhoneNumberDesc) -> str:
+    """A regex that fullmatches what phonenumbers' _is_number_matching_desc accepts: the
+    desc's pattern, behind a lookahead for its possible lengths when it lists any."""
+    lengths = "|".join(rf"\d{{{n}}}" for n in sorted(set(desc.possible_length)))
+    guard = rf"(?=(?:{lengths})\Z)" if lengths else ""
+    return f"{guard}(?:{desc.national_number_pattern})"
+
+
+def _region_pattern(region: str) -> str:
+    """A regex that fullmatches the national numbers region_code_for_number gives to
+    `region` among its calling code's regions (those before it aside).
+
+    With leading digits, phonenumbers decides by prefix alone (re.match, so any digits
+    may follow); otherwise the number must be valid there: the general description and
+    at least one type, as _number_type_helper tries them.
+    """
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta.leading_digits:
+        return rf"(?:{meta.leading_digits})\d*"
+    fields = _TYPE_FIELDS[:-1] if meta.same_mobile_and_fixed_line_pattern else _TYPE_FIELDS
+    types = [_desc_pattern(desc) for desc in (getattr(meta, name) for name in fields)
+             if desc is not None and desc.national_number_pattern]
+    general = _desc_pattern(meta.general_desc)
+    return rf"(?={general}\Z)(?:{'|'.join(types)})"
+
+
+def shared_calling_codes() -> dict[str, list[tuple[str, str]]]:
+    """Calling code -> (region, _region_pattern) in phonenumbers' order, main country
+    first, for every calling code shared by several regions (+1, +7, +44, +262...)."""
+    return {str(code): [(region, _region_pattern(region)) for region in regions]
+            for code, regions in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items())
+            if len(regions) > 1}
 
 
 def costly_patterns() -> dict[str, str]:
@@ -84,7 +93,6 @@ def _wrap(items: list[str], width: int = 88) -> list[str]:
 
 
 def render() -> str:
-    nanp = [f"{npa}:{region}" for npa, region in nanp_area_codes().items()]
     costly = costly_patterns()
     out = [
         "# ruff: noqa: E501",
@@ -95,15 +103,16 @@ def render() -> str:
         "tests/test_security.py fails when this file and the installed phonenumbers differ.",
         '"""',
         "",
-        "# NANP (+1) area code -> region: +1 is shared by the US, Canada and the Caribbean,",
-        "# so the calling code alone can't tell a US number from a Jamaican one.",
-        "_NANP = (",
-        *_wrap(nanp),
-        ")",
-        "",
-        "NANP_AREA_CODES: dict[str, str] = dict(",
-        "    item.split(\":\") for item in _NANP.split()  # type: ignore[misc]",
-        ")",
+        "# Calling code -> (region, regex) for the codes several regions share, in",
+        "# phonenumbers' order (main country first): a national number belongs to the first",
+        "# region whose regex it fullmatches, as phonenumbers.region_code_for_number decides,",
+        "# and to none if it is no valid number there (+1 876... is Jamaica's, not the US').",
+        "SHARED_CALLING_CODES: dict[str, tuple[tuple[str, str], ...]] = {",
+        *[line for code, regions in shared_calling_codes().items() for line in (
+            f"    {code!r}: (",
+            *[f"        ({region!r}, {pattern!r})," for region, pattern in regions],
+            "    ),")],
+        "}",
         "",
         "# Region -> the possible lengths of a full national number: a short code or",
         "# directory-enquiry number (+33118218) has the home calling code but not the length.",

@@ -29,7 +29,7 @@ from agi import variables as v
 from agi.calling_codes import CALLING_CODES
 from agi.config import load
 from agi.fastagi import FastAgiServer, parse_allow
-from agi.guard import dialable_refusal, is_home_e164
+from agi.guard import FOREIGN, dialable_refusal, is_home_e164
 from agi.numbers import NumberRejected, normalise
 from agi.routing import decide
 from agi.service import compute_route
@@ -274,14 +274,14 @@ def test_home_premium_ranges_of_other_homes(home: str, premium: str) -> None:
     assert dialable_refusal(premium, home, CALLING_CODES[home])
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: only +1 (NANP) is split by region at "
-                   "call time; other shared calling codes (+44 GB/GG/JE/IM, +7 RU/KZ, "
-                   "+39 IT/VA, +262, +590...) are not. The CLI refuses these numbers.")
 def test_shared_calling_codes_other_than_nanp() -> None:
+    """+44 is GB's, Jersey's, Guernsey's and the Isle of Man's: a GB home can't reach Jersey."""
     jersey_mobile = "+447797123456"
     with pytest.raises(NumberRejected, match="is a number in JE"):
         normalise(jersey_mobile, "GB")
-    assert dialable_refusal(jersey_mobile, "GB", "44")
+    assert dialable_refusal(jersey_mobile, "GB", "44") == FOREIGN
+    assert normalise(jersey_mobile, "JE") == jersey_mobile
+    assert dialable_refusal(jersey_mobile, "JE", "44") == ""
 
 
 # ---- the generated tables: exactly phonenumbers' data, and no phonenumbers at call time --
@@ -314,7 +314,8 @@ def test_guard_agrees_with_phonenumbers_on_every_regions_examples() -> None:
 def test_call_path_never_imports_phonenumbers() -> None:
     code = ("import sys, agi.process_agi, agi.service\n"
             "from agi.config import load\nfrom agi.routing import decide\n"
-            "for home, target in (('FR', '+33899123456'), ('US', '+18769261234')):\n"
+            "for home, target in (('FR', '+33899123456'), ('US', '+18769261234'),\n"
+            "                     ('GB', '+447797123456')):\n"
             "    decide('1001', {'forward_enabled': '1', 'forward_target': target}, {},\n"
             "           load({'CALLROUTE_COUNTRY': home, 'CALLROUTE_CONFIG': '/dev/null'}))\n"
             "assert 'phonenumbers' not in sys.modules, 'phonenumbers imported'\n"
