@@ -29,7 +29,7 @@ from agi import variables as v
 from agi.calling_codes import CALLING_CODES
 from agi.config import load
 from agi.fastagi import FastAgiServer, parse_allow
-from agi.guard import FOREIGN, dialable_refusal, is_home_e164
+from agi.guard import COSTLY, FOREIGN, dialable_refusal, is_home_e164
 from agi.numbers import NumberRejected, normalise
 from agi.routing import decide
 from agi.service import compute_route
@@ -291,14 +291,25 @@ def test_guard_tables_match_the_installed_phonenumbers() -> None:
     assert (ROOT / "agi" / "guard_tables.py").read_text() == render()
 
 
+# The types whose example numbers the guard is checked on, besides COSTLY_TYPES.
+ALLOWED_TYPES = (P.FIXED_LINE, P.MOBILE, P.FIXED_LINE_OR_MOBILE, P.TOLL_FREE, P.VOIP,
+                 P.PERSONAL_NUMBER)
+# Calling code -> its regions, main country first, for every code several regions share.
+SHARED_CODES = {str(code): regions for code, regions in
+                sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()) if len(regions) > 1}
+# Regions none of whose examples the shared-code test below can use: phonenumbers gives
+# every EH example to MA (MA claims all of EH's leading digits) and every MF example to
+# GP or BL, and +290 numbers (4 or 5 digits) are shorter than any the call path dials.
+# MF's own numbers are in SHARED_CODE_NUMBERS instead.
+NO_USABLE_EXAMPLE = {"212": {"EH"}, "290": {"SH", "TA"}, "590": {"MF"}}
+
+
 def test_guard_agrees_with_phonenumbers_on_every_regions_examples() -> None:
     """Each region's example numbers: refused types refused, the others dialable."""
-    allowed_types = (P.FIXED_LINE, P.MOBILE, P.FIXED_LINE_OR_MOBILE, P.TOLL_FREE, P.VOIP,
-                     P.PERSONAL_NUMBER)
     wrong = []
     for region in phonenumbers.SUPPORTED_REGIONS:
         code = CALLING_CODES[region]
-        for kind in (*COSTLY_TYPES, *allowed_types):
+        for kind in (*COSTLY_TYPES, *ALLOWED_TYPES):
             example = phonenumbers.example_number_for_type(region, kind)
             if example is None or phonenumbers.region_code_for_number(example) != region:
                 continue
@@ -309,6 +320,59 @@ def test_guard_agrees_with_phonenumbers_on_every_regions_examples() -> None:
             if refused != (phonenumbers.number_type(example) in COSTLY_TYPES):
                 wrong.append((region, kind, e164, dialable_refusal(e164, region, code)))
     assert wrong == []
+
+
+@pytest.mark.parametrize("code", list(SHARED_CODES))
+def test_guard_splits_every_shared_calling_code(code: str) -> None:
+    """Every example number of every region of a shared code, with each region of that
+    code as home: dialable (unless costly) from its own region, refused as FOREIGN from
+    all the others, exactly as phonenumbers.region_code_for_number assigns it."""
+    regions = SHARED_CODES[code]
+    wrong, used = [], set()
+    for owner in regions:
+        for kind in (*COSTLY_TYPES, *ALLOWED_TYPES):
+            example = phonenumbers.example_number_for_type(owner, kind)
+            if example is None or phonenumbers.region_code_for_number(example) != owner:
+                continue  # phonenumbers itself gives this example to another region
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            if not is_home_e164(e164, code):
+                continue  # too short for the call path at all: never dialled
+            used.add(owner)
+            own = COSTLY if phonenumbers.number_type(example) in COSTLY_TYPES else ""
+            for home in regions:
+                refusal = dialable_refusal(e164, home, code)
+                if refusal != (own if home == owner else FOREIGN):
+                    wrong.append((home, owner, kind, e164, refusal))
+    assert wrong == []
+    assert set(regions) - used == NO_USABLE_EXAMPLE.get(code, set())
+
+
+# (id, number, the region phonenumbers gives it, or None for an invalid number): the
+# edges the examples miss. Each is checked against phonenumbers first.
+SHARED_CODE_NUMBERS = [
+    ("mf-after-gp-and-bl", "+590590071234", "MF"),
+    ("va-inside-rome", "+390669812345", "VA"),
+    ("sj-leading-digits", "+4779123456", "SJ"),
+    ("cc-after-au", "+61891621234", "CC"),
+    ("yt-after-re", "+262269612345", "YT"),
+    ("us-after-no-leading-digits", "+12125550123", "US"),
+    ("gb-invalid", "+446012345678", None),
+    ("ru-kz-invalid", "+75123456789", None),
+    ("ma-eh-invalid", "+2129212345678", None),
+    ("nanp-invalid", "+10001234567", None),
+]
+
+
+@pytest.mark.parametrize(("number", "owner"), [row[1:] for row in SHARED_CODE_NUMBERS],
+                         ids=[row[0] for row in SHARED_CODE_NUMBERS])
+def test_guard_on_shared_code_edges(number: str, owner: str | None) -> None:
+    """Only the owner's home may dial it; a number no region owns is refused by all."""
+    parsed = phonenumbers.parse(number)
+    assert phonenumbers.region_code_for_number(parsed) == owner
+    assert phonenumbers.is_valid_number(parsed) is (owner is not None)
+    code = str(parsed.country_code)
+    assert {home: dialable_refusal(number, home, code) for home in SHARED_CODES[code]} == {
+        home: "" if home == owner else FOREIGN for home in SHARED_CODES[code]}
 
 
 def test_call_path_never_imports_phonenumbers() -> None:
