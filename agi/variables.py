@@ -14,10 +14,28 @@ MAILBOX = "CALLROUTE_MAILBOX"
 REASON = "CALLROUTE_REASON"
 # The trunk template ({number} marks the E.164 number), for the external-leg context.
 TRUNK = "CALLROUTE_TRUNK"
+# Seconds for the first Dial(); empty leaves the dialplan's CALLROUTE_RING_TIME.
+RINGTIME = "CALLROUTE_RINGTIME"
+# Conditional forwarding: the leg dialled after the first Dial() ends with one of the
+# DIALSTATUS values of NEXT_ON ("-"-separated).
+NEXT_DIAL = "CALLROUTE_NEXT_DIAL"
+NEXT_ON = "CALLROUTE_NEXT_ON"
+# The desk devices alone, dialled instead of DIAL while one of them is in use.
+DESKS = "CALLROUTE_DESKS"
+# Per-extension confirmation settings; empty leaves the dialplan's globals.
+ASK_TRIES = "CALLROUTE_ASK_TRIES"
+ASK_TIMEOUT = "CALLROUTE_ASK_TIMEOUT"
+ASK_PROMPT = "CALLROUTE_ASK_PROMPT"
+# Caller ID an external leg retries with once if the carrier refuses the caller's own.
+CALLERID_RETRY = "CALLROUTE_CALLERID_RETRY"
+# "1" while forwarding is on with a usable target (published as a device state).
+FORWARDING = "CALLROUTE_FORWARDING"
 
 # The order in which the agent sets them. STATUS goes last, so a dialplan that
 # sees a STATUS knows every other variable of the same decision is in place.
-ALL = (MODE, DIAL, TARGET, CONFIRM, CALLERID, DIVERSION, MAILBOX, TRUNK, REASON, STATUS)
+ALL = (MODE, DIAL, TARGET, CONFIRM, CALLERID, DIVERSION, MAILBOX, TRUNK, REASON, RINGTIME,
+       NEXT_DIAL, NEXT_ON, DESKS, ASK_TRIES, ASK_TIMEOUT, ASK_PROMPT, CALLERID_RETRY,
+       FORWARDING, STATUS)
 
 STATUS_OK = "OK"
 STATUS_FALLBACK = "FALLBACK"
@@ -27,6 +45,23 @@ MODE_FORWARD = "FORWARD"
 MODE_RING = "RING"
 MODE_VOICEMAIL = "VOICEMAIL"
 
+# DIALSTATUS values that trigger conditional forwarding, by forward_when condition.
+DIALSTATUS_OFFLINE = "CHANUNAVAIL"
+DIALSTATUS_BUSY = "BUSY"
+DIALSTATUS_NOANSWER = "NOANSWER"
+
 # Every external leg is dialled through a Local channel into this context, so
-# its caller ID, Diversion and confirmation apply to that leg alone.
+# its caller ID, Diversion and confirmation apply to that leg alone:
+# Local/<E.164>-<keypress 0|1>-<delay s>-<ring s, 0 = default>@callroute-external/n
 EXTERNAL_LEG_CONTEXT = "callroute-external"
+# A number that is another extension's DID is not dialled out but handed to that
+# extension's own rules: Local/<EXT>@callroute-hop/n (the dialplan caps the hops).
+HOP_LEG_CONTEXT = "callroute-hop"
+
+# Feature codes (callroute-feature / FastAGI script "feature").
+FEATURE_STATUS = "CALLROUTE_FEATURE_STATUS"
+FEATURE_TARGET = "CALLROUTE_FEATURE_TARGET"
+FEATURE_ON = "ON"
+FEATURE_OFF = "OFF"
+FEATURE_REFUSED = "REFUSED"
+FEATURE_ERROR = "ERROR"

@@ -35,8 +35,14 @@ DEADLINE_MARGIN_S = 0.25
 Fake = Callable[..., FakeAsterisk]
 
 
-def leg(number: str) -> str:
-    return f"Local/{number}@callroute-external/n"
+def leg(number: str, keypress: bool = False) -> str:
+    return f"Local/{number}-{int(keypress)}-0-0@callroute-external/n"
+
+
+def every_variable(**values: str) -> dict[str, str]:
+    """All the variables of one decision: the ones given, the rest empty (or "0")."""
+    return {name: "" for name in v.ALL} | {v.CONFIRM: "0", v.FORWARDING: "0"} | {
+        getattr(v, key.upper()): value for key, value in values.items()}
 
 
 def assert_clean(run: AgiRun, *, verbose: bool) -> None:
@@ -73,10 +79,10 @@ def test_forward_on(office: redis.Redis, run_cli: Callable, fake_asterisk: Fake)
                    "--require-keypress").code == 0
     run = fake_asterisk().run("1001")
     assert_clean(run, verbose=False)
-    assert run.variables() == {
-        v.MODE: v.MODE_FORWARD, v.DIAL: leg(MOBILE), v.TARGET: MOBILE, v.CONFIRM: "1",
-        v.CALLERID: COMPANY_NUMBER, v.DIVERSION: DID, v.MAILBOX: "1001@default",
-        v.TRUNK: TRUNK, v.REASON: "", v.STATUS: v.STATUS_OK}
+    assert run.variables() == every_variable(
+        mode=v.MODE_FORWARD, dial=leg(MOBILE, True), target=MOBILE, confirm="1",
+        callerid=COMPANY_NUMBER, diversion=DID, mailbox="1001@default", trunk=TRUNK,
+        forwarding="1", status=v.STATUS_OK)
 
 
 def test_forward_on_original_caller_id_no_keypress(office: redis.Redis, run_cli: Callable,
@@ -96,20 +102,18 @@ def test_forward_off_rings_devices_and_external_phone(office: redis.Redis, run_c
         assert run_cli(*argv).code == 0, argv
     run = fake_asterisk().run("1001")
     assert_clean(run, verbose=False)
-    assert run.variables() == {
-        v.MODE: v.MODE_RING, v.DIAL: f"PJSIP/1001&PJSIP/1001b&{leg(MOBILE_2)}", v.TARGET: "",
-        v.CONFIRM: "1", v.CALLERID: "", v.DIVERSION: DID, v.MAILBOX: "1001@default",
-        v.TRUNK: TRUNK, v.REASON: "", v.STATUS: v.STATUS_OK}
+    assert run.variables() == every_variable(
+        mode=v.MODE_RING, dial=f"PJSIP/1001&PJSIP/1001b&{leg(MOBILE_2, True)}", confirm="1",
+        diversion=DID, mailbox="1001@default", trunk=TRUNK, status=v.STATUS_OK)
 
 
 def test_unknown_extension_rings_default_device(redis_client: redis.Redis,
                                                 fake_asterisk: Fake) -> None:
     run = fake_asterisk().run("2002")
     assert_clean(run, verbose=False)
-    assert run.variables() == {
-        v.MODE: v.MODE_RING, v.DIAL: "PJSIP/2002", v.TARGET: "", v.CONFIRM: "0",
-        v.CALLERID: "", v.DIVERSION: "", v.MAILBOX: "2002@default", v.TRUNK: "",
-        v.REASON: "unknown extension", v.STATUS: v.STATUS_OK}
+    assert run.variables() == every_variable(
+        mode=v.MODE_RING, dial="PJSIP/2002", mailbox="2002@default",
+        reason="unknown extension", status=v.STATUS_OK)
 
 
 def test_extension_from_agi_arg_when_no_argv(office: redis.Redis,
@@ -122,10 +126,9 @@ def test_extension_from_agi_arg_when_no_argv(office: redis.Redis,
 def fallback_variables(ext: str, reason_start: str, run: AgiRun) -> None:
     values = run.variables()
     assert values[v.REASON].startswith(reason_start)
-    assert {**values, v.REASON: ""} == {
-        v.MODE: v.MODE_RING, v.DIAL: f"PJSIP/{ext}", v.TARGET: "", v.CONFIRM: "0",
-        v.CALLERID: "", v.DIVERSION: "", v.MAILBOX: f"{ext}@default", v.TRUNK: "",
-        v.REASON: "", v.STATUS: v.STATUS_FALLBACK}
+    assert {**values, v.REASON: ""} == every_variable(
+        mode=v.MODE_RING, dial=f"PJSIP/{ext}", mailbox=f"{ext}@default",
+        status=v.STATUS_FALLBACK)
 
 
 def test_redis_stopped(tmp_path_factory: pytest.TempPathFactory, fake_asterisk: Fake) -> None:
@@ -230,10 +233,8 @@ def test_invalid_extension_argument(ext: str, office: redis.Redis,
                                     fake_asterisk: Fake) -> None:
     run = fake_asterisk().run(ext)
     assert_clean(run, verbose=True)
-    assert run.variables() == {
-        v.MODE: v.MODE_VOICEMAIL, v.DIAL: "", v.TARGET: "", v.CONFIRM: "0", v.CALLERID: "",
-        v.DIVERSION: "", v.MAILBOX: "", v.TRUNK: "", v.REASON: f"invalid extension {ext!r}",
-        v.STATUS: v.STATUS_INVALID}
+    assert run.variables() == every_variable(
+        mode=v.MODE_VOICEMAIL, reason=f"invalid extension {ext!r}", status=v.STATUS_INVALID)
 
 
 # ---- hang-ups ---------------------------------------------------------------------------

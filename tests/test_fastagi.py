@@ -59,7 +59,7 @@ def test_route_gives_the_same_decision_as_process_agi(serve, redis_server, forwa
     found = variables(agi_session(server.address[1]))
     assert found[v.STATUS] == v.STATUS_OK
     assert found[v.MODE] == v.MODE_FORWARD
-    assert found[v.DIAL] == "Local/+33612345678@callroute-external/n"
+    assert found[v.DIAL] == "Local/+33612345678-0-0-0@callroute-external/n"
     assert found[v.DIVERSION] == "+33100001001"
     assert list(found)[-1] == v.STATUS
 

@@ -27,19 +27,42 @@ COMPANY = {"caller_id": COMPANY_NUMBER, "name": "Acme"}
 DESK = '["PJSIP/1001"]'
 TWO_DESKS = '["PJSIP/1001","PJSIP/1001b"]'
 INJECTION = 'x"\nEXEC Dial "PJSIP/itsp/00881'
+OTHER_DID = "+33142685302"  # extension 1002's DID
+# The company hash with its DID map, as the CLI maintains it.
+DID_MAP = {**COMPANY, f"did:{DID}": "1001", f"did:{OTHER_DID}": "1002"}
 
 
-def leg(number: str) -> str:
-    return f"Local/{number}@callroute-external/n"
+def externals(*entries: object) -> str:
+    return json.dumps(list(entries))
+
+
+def leg(number: str, keypress: bool = False, delay: int = 0, ring: int = 0) -> str:
+    return f"Local/{number}-{int(keypress)}-{delay}-{ring}@callroute-external/n"
+
+
+def hop(ext: str) -> str:
+    return f"Local/{ext}@callroute-hop/n"
 
 
 def expect(*, mode: str, dial: str = "", target: str = "", confirm: str = "0",
            callerid: str = "", diversion: str = "", mailbox: str = "1001@default",
-           trunk: str = "", reason: str = "", status: str = v.STATUS_OK) -> dict[str, str]:
-    """Every channel variable of one decision: unspecified ones must be empty/default."""
+           trunk: str = "", reason: str = "", ringtime: str = "", next_dial: str = "",
+           next_on: str = "", desks: str = "", ask_tries: str = "", ask_timeout: str = "",
+           ask_prompt: str = "", callerid_retry: str = "", forwarding: str | None = None,
+           status: str = v.STATUS_OK) -> dict[str, str]:
+    """Every channel variable of one decision: unspecified ones must be empty/default.
+
+    FORWARDING defaults to "1" exactly in FORWARD mode; rows with conditional forwarding
+    (MODE RING and a NEXT_DIAL) say "1" themselves.
+    """
+    if forwarding is None:
+        forwarding = "1" if mode == v.MODE_FORWARD else "0"
     return {v.MODE: mode, v.DIAL: dial, v.TARGET: target, v.CONFIRM: confirm,
             v.CALLERID: callerid, v.DIVERSION: diversion, v.MAILBOX: mailbox,
-            v.TRUNK: trunk, v.REASON: reason, v.STATUS: status}
+            v.TRUNK: trunk, v.REASON: reason, v.RINGTIME: ringtime, v.NEXT_DIAL: next_dial,
+            v.NEXT_ON: next_on, v.DESKS: desks, v.ASK_TRIES: ask_tries,
+            v.ASK_TIMEOUT: ask_timeout, v.ASK_PROMPT: ask_prompt,
+            v.CALLERID_RETRY: callerid_retry, v.FORWARDING: forwarding, v.STATUS: status}
 
 
 def forward(target: str = MOBILE, **extra: str) -> dict[str, str]:
@@ -77,7 +100,7 @@ CASES = [
      forward(forward_caller_id="company"), {},
      expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
     ("forward-on-keypress", EXT, forward(forward_require_keypress="1"), COMPANY,
-     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK, confirm="1",
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE, True), target=MOBILE, trunk=TRUNK, confirm="1",
             diversion=COMPANY_NUMBER)),
     ("forward-on-no-keypress", EXT, forward(forward_require_keypress="0"), COMPANY,
      expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK,
@@ -97,8 +120,8 @@ CASES = [
     ("external-devices-keypress-and-company-caller-id", EXT,
      {"devices": DESK, "external_devices": json.dumps([MOBILE]), "did": DID,
       "forward_caller_id": "company", "forward_require_keypress": "1"}, COMPANY,
-     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK, confirm="1",
-            callerid=COMPANY_NUMBER, diversion=DID)),
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE, True)}", trunk=TRUNK,
+            confirm="1", callerid=COMPANY_NUMBER, diversion=DID)),
     ("only-external-devices", EXT, {"devices": "[]", "external_devices": json.dumps([MOBILE])},
      {}, expect(mode=v.MODE_RING, dial=leg(MOBILE), trunk=TRUNK)),
     ("no-devices-no-externals-voicemail", EXT, {"devices": "[]", "forward_enabled": "0"}, {},
@@ -151,7 +174,7 @@ CASES = [
             diversion=COMPANY_NUMBER, reason="corrupt forward_caller_id",
             status=v.STATUS_FALLBACK)),
     ("keypress-bogus-means-required", EXT, forward(forward_require_keypress="maybe"), {},
-     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK, confirm="1",
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE, True), target=MOBILE, trunk=TRUNK, confirm="1",
             reason="corrupt forward_require_keypress", status=v.STATUS_FALLBACK)),
     ("mailbox-bogus", EXT, {"devices": DESK, "mailbox": "bogus"}, {},
      expect(mode=v.MODE_RING, dial="PJSIP/1001", reason="corrupt mailbox",
@@ -171,6 +194,263 @@ CASES = [
      expect(mode=v.MODE_RING, dial="PJSIP/1001",
             reason="corrupt devices; corrupt forward_enabled; corrupt mailbox",
             status=v.STATUS_FALLBACK)),
+    # ---- conditional forwarding (forward_when, forward_after) ----
+    ("when-noanswer-rings-phones-then-target", EXT, forward(forward_when="noanswer"), COMPANY,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            diversion=COMPANY_NUMBER, ringtime="20", next_dial=leg(MOBILE),
+            next_on="NOANSWER", forwarding="1")),
+    ("when-busy-noanswer-after-15", EXT,
+     forward(forward_when="busy,noanswer", forward_after="15"), COMPANY,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            diversion=COMPANY_NUMBER, ringtime="15", next_dial=leg(MOBILE),
+            next_on="BUSY-NOANSWER", forwarding="1")),
+    ("when-offline-busy-keeps-default-ring-time", EXT,
+     forward(forward_when="offline,busy", forward_after="40"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            next_dial=leg(MOBILE), next_on="CHANUNAVAIL-BUSY", forwarding="1")),
+    ("when-offline", EXT, forward(forward_when="offline"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            next_dial=leg(MOBILE), next_on="CHANUNAVAIL", forwarding="1")),
+    ("when-all-three", EXT, forward(forward_when="offline,busy,noanswer"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            ringtime="20", next_dial=leg(MOBILE), next_on="CHANUNAVAIL-BUSY-NOANSWER",
+            forwarding="1")),
+    ("when-boundaries-5", EXT, forward(forward_when="noanswer", forward_after="5"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="5",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1")),
+    ("when-boundaries-300", EXT, forward(forward_when="noanswer", forward_after="300"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            ringtime="300", next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1")),
+    ("when-always-explicit-is-today", EXT, forward(forward_when="always", forward_after="9"),
+     {}, expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
+    ("when-empty-means-always", EXT, forward(forward_when=""), {},
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
+    ("when-conditional-nothing-to-ring-first-is-always", EXT,
+     {**forward(forward_when="busy,noanswer"), "devices": "[]"}, {},
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
+    ("when-conditional-externals-only-first", EXT,
+     {**forward(forward_when="noanswer"), "devices": "[]",
+      "external_devices": externals(MOBILE_2)}, {},
+     expect(mode=v.MODE_RING, dial=leg(MOBILE_2), target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1")),
+    ("when-conditional-desks-and-externals-keypress", EXT,
+     forward(forward_when="busy", forward_require_keypress="1",
+             external_devices=externals(MOBILE_2), devices=TWO_DESKS), COMPANY,
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&PJSIP/1001b&{leg(MOBILE_2, True)}",
+            target=MOBILE, confirm="1", trunk=TRUNK, diversion=COMPANY_NUMBER,
+            next_dial=leg(MOBILE, True), next_on="BUSY", forwarding="1")),
+    ("when-conditional-only-the-target-must-press-1", EXT,
+     forward(forward_when="noanswer", forward_require_keypress="1"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, confirm="1", trunk=TRUNK,
+            ringtime="20", next_dial=leg(MOBILE, True), next_on="NOANSWER", forwarding="1")),
+    ("when-set-but-forwarding-off", EXT,
+     {**forward(forward_when="busy,noanswer", forward_after="30"), "forward_enabled": "0"},
+     COMPANY, RING_DESK),
+    ("when-bogus-behaves-as-noanswer", EXT, forward(forward_when="sometimes"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_when", status=v.STATUS_FALLBACK)),
+    ("when-not-canonical-order-is-corrupt", EXT, forward(forward_when="noanswer,busy"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_when", status=v.STATUS_FALLBACK)),
+    ("when-always-combined-is-corrupt", EXT, forward(forward_when="always,busy"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_when", status=v.STATUS_FALLBACK)),
+    ("when-duplicate-is-corrupt", EXT, forward(forward_when="busy,busy"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_when", status=v.STATUS_FALLBACK)),
+    ("when-injection-is-corrupt", EXT, forward(forward_when=INJECTION), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_when", status=v.STATUS_FALLBACK)),
+    ("after-bogus-is-20", EXT, forward(forward_when="noanswer", forward_after="soon"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_after", status=v.STATUS_FALLBACK)),
+    ("after-too-short-is-20", EXT, forward(forward_when="noanswer", forward_after="4"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_after", status=v.STATUS_FALLBACK)),
+    ("after-too-long-is-20", EXT, forward(forward_when="noanswer", forward_after="301"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_after", status=v.STATUS_FALLBACK)),
+    ("after-negative-is-20", EXT, forward(forward_when="noanswer", forward_after="-30"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_after", status=v.STATUS_FALLBACK)),
+    ("after-unicode-digits-is-20", EXT,
+     forward(forward_when="noanswer", forward_after="\u0663\u0660"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK, ringtime="20",
+            next_dial=leg(MOBILE), next_on="NOANSWER", forwarding="1",
+            reason="corrupt forward_after", status=v.STATUS_FALLBACK)),
+    # ---- caller ID on external legs ----
+    ("original-fallback-forward", EXT, forward(forward_caller_id="original-fallback"),
+     COMPANY, expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK,
+                     diversion=COMPANY_NUMBER, callerid_retry=COMPANY_NUMBER)),
+    ("original-fallback-without-company-number-is-original", EXT,
+     forward(forward_caller_id="original-fallback"), {"name": "Acme"},
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
+    ("original-fallback-external-devices", EXT,
+     {"devices": DESK, "external_devices": externals(MOBILE_2),
+      "forward_caller_id": "original-fallback"}, COMPANY,
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}", trunk=TRUNK,
+            diversion=COMPANY_NUMBER, callerid_retry=COMPANY_NUMBER)),
+    ("original-fallback-desks-only-no-retry", EXT,
+     {"devices": DESK, "forward_caller_id": "original-fallback"}, COMPANY, RING_DESK),
+    ("original-fallback-next-dial-counts", EXT,
+     forward(forward_caller_id="original-fallback", forward_when="busy"), COMPANY,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            diversion=COMPANY_NUMBER, next_dial=leg(MOBILE), next_on="BUSY",
+            callerid_retry=COMPANY_NUMBER, forwarding="1")),
+    ("company-caller-id-next-dial-counts", EXT,
+     forward(forward_caller_id="company", forward_when="busy"), COMPANY,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=MOBILE, trunk=TRUNK,
+            callerid=COMPANY_NUMBER, diversion=COMPANY_NUMBER, next_dial=leg(MOBILE),
+            next_on="BUSY", forwarding="1")),
+    # ---- external devices: object form and the old plain form ----
+    ("device-object-all-settings", EXT,
+     {"devices": DESK, "external_devices": externals(
+         {"number": MOBILE_2, "require_keypress": True, "delay": 5, "ring": 30})}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2, True, 5, 30)}", confirm="1",
+            trunk=TRUNK)),
+    ("device-object-number-only-is-the-plain-form", EXT,
+     {"devices": DESK, "external_devices": externals({"number": MOBILE_2})}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}", trunk=TRUNK)),
+    ("device-object-boundaries", EXT,
+     {"devices": DESK, "external_devices": externals(
+         {"number": MOBILE_2, "delay": 60, "ring": 120}, {"number": MOBILE, "ring": 5})}, {},
+     expect(mode=v.MODE_RING,
+            dial=f"PJSIP/1001&{leg(MOBILE_2, False, 60, 120)}&{leg(MOBILE, False, 0, 5)}",
+            trunk=TRUNK)),
+    ("device-keypress-false-overrides-extension", EXT,
+     {"devices": DESK, "forward_require_keypress": "1", "external_devices": externals(
+         {"number": MOBILE_2, "require_keypress": False}, MOBILE)}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}&{leg(MOBILE, True)}",
+            confirm="1", trunk=TRUNK)),
+    ("device-keypress-false-only-confirm-0", EXT,
+     {"devices": DESK, "forward_require_keypress": "1", "external_devices": externals(
+         {"number": MOBILE_2, "require_keypress": False})}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}", trunk=TRUNK)),
+    ("device-unknown-keys-ignored", EXT,
+     {"devices": DESK, "external_devices": externals(
+         {"number": MOBILE_2, "label": "mobile", "colour": INJECTION})}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}", trunk=TRUNK)),
+    ("device-same-number-twice-first-wins", EXT,
+     {"devices": DESK, "external_devices": externals(
+         {"number": MOBILE_2, "delay": 10}, MOBILE_2)}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2, False, 10)}", trunk=TRUNK)),
+    ("device-corrupt-object-dropped", EXT,
+     {"devices": DESK, "external_devices": externals(
+         {"number": MOBILE_2, "delay": 61}, MOBILE)}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK,
+            reason="corrupt entry in external_devices", status=v.STATUS_FALLBACK)),
+    # ---- externals_during_calls ----
+    ("externals-quiet-during-calls", EXT,
+     {"devices": TWO_DESKS, "external_devices": externals(MOBILE),
+      "externals_during_calls": "0"}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&PJSIP/1001b&{leg(MOBILE)}", trunk=TRUNK,
+            desks="PJSIP/1001&PJSIP/1001b")),
+    ("externals-quiet-no-externals-no-desks-variable", EXT,
+     {"devices": TWO_DESKS, "externals_during_calls": "0"}, {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001&PJSIP/1001b")),
+    ("externals-quiet-no-desks", EXT,
+     {"devices": "[]", "external_devices": externals(MOBILE),
+      "externals_during_calls": "0"}, {},
+     expect(mode=v.MODE_RING, dial=leg(MOBILE), trunk=TRUNK)),
+    ("externals-quiet-forward-always-only-target", EXT,
+     forward(external_devices=externals(MOBILE_2), externals_during_calls="0"), {},
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE), target=MOBILE, trunk=TRUNK)),
+    ("externals-quiet-conditional", EXT,
+     forward(forward_when="noanswer", external_devices=externals(MOBILE_2),
+             externals_during_calls="0"), {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE_2)}", target=MOBILE,
+            trunk=TRUNK, ringtime="20", next_dial=leg(MOBILE), next_on="NOANSWER",
+            desks="PJSIP/1001", forwarding="1")),
+    ("externals-quiet-hop-counts-as-external", EXT,
+     {"devices": DESK, "external_devices": externals(OTHER_DID),
+      "externals_during_calls": "0"}, DID_MAP,
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{hop('1002')}", desks="PJSIP/1001")),
+    ("externals-during-calls-1", EXT,
+     {"devices": DESK, "external_devices": externals(MOBILE),
+      "externals_during_calls": "1"}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK)),
+    ("externals-during-calls-bogus-rings-all", EXT,
+     {"devices": DESK, "external_devices": externals(MOBILE),
+      "externals_during_calls": "no"}, {},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK,
+            reason="corrupt externals_during_calls", status=v.STATUS_FALLBACK)),
+    # ---- per-extension confirmation settings ----
+    ("confirm-settings", EXT,
+     forward(forward_require_keypress="1", confirm_tries="2", confirm_timeout="8",
+             confirm_prompt="custom/press-1"), {},
+     expect(mode=v.MODE_FORWARD, dial=leg(MOBILE, True), target=MOBILE, confirm="1",
+            trunk=TRUNK, ask_tries="2", ask_timeout="8", ask_prompt="custom/press-1")),
+    ("confirm-settings-boundaries", EXT,
+     {"devices": DESK, "confirm_tries": "9", "confirm_timeout": "30",
+      "confirm_prompt": "a" * 64}, {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", ask_tries="9", ask_timeout="30",
+            ask_prompt="a" * 64)),
+    ("confirm-settings-low-boundaries-and-leading-zero", EXT,
+     {"devices": DESK, "confirm_tries": "1", "confirm_timeout": "01", "confirm_prompt": "x"},
+     {}, expect(mode=v.MODE_RING, dial="PJSIP/1001", ask_tries="1", ask_timeout="1",
+                ask_prompt="x")),
+    ("confirm-settings-empty-mean-absent", EXT,
+     {"devices": DESK, "confirm_tries": "", "confirm_timeout": "", "confirm_prompt": ""}, {},
+     RING_DESK),
+    ("confirm-settings-corrupt-ignored", EXT,
+     {"devices": DESK, "confirm_tries": "0", "confirm_timeout": "31",
+      "confirm_prompt": "../../etc/passwd"}, {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001",
+            reason="corrupt confirm_tries; corrupt confirm_timeout; corrupt confirm_prompt",
+            status=v.STATUS_FALLBACK)),
+    # ---- hop legs: another extension's DID is not dialled out ----
+    ("hop-forward-to-another-extensions-did", EXT,
+     forward(OTHER_DID, forward_require_keypress="1", forward_caller_id="company", did=DID),
+     DID_MAP, expect(mode=v.MODE_FORWARD, dial=hop("1002"), target=OTHER_DID)),
+    ("hop-conditional-forward", EXT,
+     forward(OTHER_DID, forward_when="noanswer", did=DID), DID_MAP,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", target=OTHER_DID, ringtime="20",
+            next_dial=hop("1002"), next_on="NOANSWER", forwarding="1")),
+    ("hop-external-device-with-a-real-one", EXT,
+     {"devices": DESK, "did": DID, "external_devices": externals(
+         {"number": OTHER_DID, "delay": 5, "require_keypress": True}, MOBILE)}, DID_MAP,
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{hop('1002')}&{leg(MOBILE)}", trunk=TRUNK,
+            diversion=DID)),
+    ("hop-even-where-dialling-out-would-be-refused", EXT, forward("+33899123456"),
+     {"did:+33899123456": "1002"},
+     expect(mode=v.MODE_FORWARD, dial=hop("1002"), target="+33899123456")),
+    ("hop-own-did-by-the-map-is-refused", EXT, forward(DID), DID_MAP,
+     expect(mode=v.MODE_RING, dial="PJSIP/1001",
+            reason="forward_target is the company's own number", status=v.STATUS_FALLBACK)),
+    ("hop-own-did-field-is-refused", EXT, forward(OTHER_DID, did=OTHER_DID), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001",
+            reason="forward_target is the company's own number", status=v.STATUS_FALLBACK)),
+    ("hop-company-number-is-refused", EXT, forward(COMPANY_NUMBER),
+     {**DID_MAP, f"did:{COMPANY_NUMBER}": "1002"},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001",
+            reason="forward_target is the company's own number", status=v.STATUS_FALLBACK)),
+    ("hop-corrupt-did-map-entry-is-refused", EXT, forward(OTHER_DID),
+     {f"did:{OTHER_DID}": "1002&PJSIP/evil"},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001",
+            reason="forward_target is a DID whose entry in the company's DID map is corrupt",
+            status=v.STATUS_FALLBACK)),
+    ("hop-external-own-did-refused", EXT,
+     {"devices": DESK, "external_devices": externals(DID, MOBILE)}, DID_MAP,
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK,
+            diversion=COMPANY_NUMBER,
+            reason="an entry in external_devices is the company's own number",
+            status=v.STATUS_FALLBACK)),
+    ("hop-two-dids-of-one-extension-ring-it-once", EXT,
+     {"devices": DESK, "external_devices": externals(OTHER_DID, "+33142685309")},
+     {**DID_MAP, "did:+33142685309": "1002"},
+     expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{hop('1002')}")),
+    ("forwarding-0-when-target-refused", EXT, forward("+447911123456"), {},
+     expect(mode=v.MODE_RING, dial="PJSIP/1001", reason="corrupt forward_target",
+            forwarding="0", status=v.STATUS_FALLBACK)),
     # ---- the extension argument itself ----
     ("invalid-extension-dial-syntax", "1001&PJSIP/x", {"devices": DESK}, {},
      expect(mode=v.MODE_VOICEMAIL, mailbox="", reason="invalid extension '1001&PJSIP/x'",
@@ -206,6 +486,9 @@ CORRUPT_VALUES = [
     ("devices", json.dumps(["PJSIP/00881234@carrier"])),
     ("devices", json.dumps(["PJSIP/carrier/sip:+447911123456@itsp"])),
     ("devices", json.dumps(["local/0088@from-internal"])),
+    ("external_devices", json.dumps([{"number": "+49301234567", "delay": 5}])),
+    ("external_devices", json.dumps([{"number": "+33612345678&PJSIP/itsp/0088"}])),
+    ("external_devices", json.dumps([{"number": "+33899123456", "ring": 30}])),
 ]
 
 
@@ -217,13 +500,66 @@ def test_corrupt_value_is_never_dialled(field: str, value: str, fr_config: Confi
         planted = value
     else:
         fields["forward_enabled"] = "0"
-        planted = json.loads(value)[0]
+        entry = json.loads(value)[0]
+        planted = entry if isinstance(entry, str) else entry["number"]
     route = decide(EXT, fields, COMPANY, fr_config)
     assert route.status == v.STATUS_FALLBACK
-    assert route.reason.startswith("corrupt")
-    for used in (route.dial, route.target, route.callerid, route.diversion):
+    assert route.reason.startswith(("corrupt", "an entry"))
+    for used in (route.dial, route.target, route.callerid, route.diversion, route.next_dial,
+                 route.desks, route.callerid_retry):
         assert planted not in used
     assert route.dial == "PJSIP/1001"
+
+
+# Stored external_devices entries that are dropped (reported), each next to a good one.
+CORRUPT_DEVICE_ENTRIES = [
+    {"number": MOBILE_2, "require_keypress": "yes"},
+    {"number": MOBILE_2, "require_keypress": 1},
+    {"number": MOBILE_2, "delay": -1},
+    {"number": MOBILE_2, "delay": 61},
+    {"number": MOBILE_2, "delay": "5"},
+    {"number": MOBILE_2, "delay": 5.0},
+    {"number": MOBILE_2, "delay": True},
+    {"number": MOBILE_2, "ring": 4},
+    {"number": MOBILE_2, "ring": 121},
+    {"number": MOBILE_2, "ring": 0},
+    {"number": MOBILE_2, "ring": None, "delay": None},
+    {"number": 33698765432},
+    {"number": "0698765432"},
+    {"number": INJECTION},
+    {"delay": 5},
+    33698765432,
+    [MOBILE_2],
+    None,
+]
+
+
+@pytest.mark.parametrize("entry", CORRUPT_DEVICE_ENTRIES, ids=repr)
+def test_corrupt_external_device_entry_is_dropped(entry: object, fr_config: Config) -> None:
+    fields = {"devices": DESK, "external_devices": externals(entry, MOBILE)}
+    assert dict(decide(EXT, fields, {}, fr_config).variables()) == expect(
+        mode=v.MODE_RING, dial=f"PJSIP/1001&{leg(MOBILE)}", trunk=TRUNK,
+        reason="corrupt entry in external_devices", status=v.STATUS_FALLBACK)
+
+
+# Stored confirm_* values that are ignored (reported): the dialplan's globals apply.
+CORRUPT_CONFIRM = [
+    ("confirm_tries", "0"), ("confirm_tries", "10"), ("confirm_tries", "x"),
+    ("confirm_tries", "+3"), ("confirm_tries", " 3"), ("confirm_timeout", "0"),
+    ("confirm_timeout", "31"), ("confirm_timeout", "5s"), ("confirm_prompt", "a" * 65),
+    ("confirm_prompt", "custom/../x"), ("confirm_prompt", "/etc/passwd"),
+    ("confirm_prompt", "press1.gsm"), ("confirm_prompt", "a b"), ("confirm_prompt", "a&b"),
+    ("confirm_prompt", "custom//x"), ("confirm_prompt", "x/"), ("confirm_prompt", INJECTION),
+    ("confirm_prompt", "caf\u00e9"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), CORRUPT_CONFIRM, ids=repr)
+def test_corrupt_confirm_setting_is_ignored(field: str, value: str, fr_config: Config) -> None:
+    route = decide(EXT, forward(forward_require_keypress="1", **{field: value}), {}, fr_config)
+    assert (route.status, route.reason) == (v.STATUS_FALLBACK, f"corrupt {field}")
+    assert (route.ask_tries, route.ask_timeout, route.ask_prompt) == ("", "", "")
+    assert (route.mode, route.dial, route.confirm) == (v.MODE_FORWARD, leg(MOBILE, True), True)
 
 
 def test_status_is_always_set_last(fr_config: Config) -> None:
