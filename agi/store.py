@@ -1,7 +1,8 @@
 """Redis keys, the one-round-trip read for a call, and the admin writes.
 
 Schema (public contract, see README): `<prefix>ext:<EXT>` hash per extension,
-`<prefix>company` hash, and `<prefix>extensions`, the set of configured extensions.
+`<prefix>company` hash (with the DID map, `did:<E.164>` -> extension), and
+`<prefix>extensions`, the set of configured extensions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from agi.config import Config
 from agi.resp import SENTINEL_SCHEME, RedisTarget, RespError, RespPool, hgetall_many
+from agi.routing import F_DID, did_field
 
 SCHEMA_VERSION = "1"
 # Admin commands are interactive: a little more patience than a live call gets.
@@ -19,6 +21,15 @@ ADMIN_TIMEOUT_S = 3.0
 
 class StoreError(Exception):
     """Redis is unreachable, too slow or refused us. The message never holds a secret."""
+
+
+class DidTaken(ValueError):
+    """The DID an extension write would give it already belongs to another extension."""
+
+    def __init__(self, did: str, owner: str):
+        super().__init__(f"{did} is already the DID of extension {owner}")
+        self.did = did
+        self.owner = owner
 
 
 def ext_key(prefix: str, ext: str) -> str:
@@ -96,6 +107,11 @@ class AdminStore:
             raise StoreError("CALLROUTE_REDIS_URL is malformed (percent-encode a password "
                              "holding '/', '?', '#' or '@')") from None
 
+    def close(self) -> None:
+        """Release the connection: a long-lived process (FastAGI) makes one store per
+        feature request."""
+        self.client.close()
+
     def _call(self, what: str, func: Callable):
         try:
             return func()
@@ -139,15 +155,30 @@ class AdminStore:
         `change` gets the current fields (empty if absent) and returns the complete new
         hash, or None to delete it. It may raise to abort; then nothing is written. The
         hash is replaced inside one MULTI, so a call never reads a half-written change.
+
+        The company's DID map changes in the same MULTI: the extension's DID maps to it
+        (rewritten on every write, which also indexes DIDs stored before the map existed)
+        and a DID it no longer has stops mapping to it. DidTaken if the map gives the new
+        DID to another extension.
         """
         key = ext_key(self.prefix, ext)
+        company = company_key(self.prefix)
 
         def attempt() -> dict:
             while True:
                 with self.client.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(key)
-                        new = change(pipe.hgetall(key))
+                        pipe.watch(key, company)
+                        old = pipe.hgetall(key)
+                        new = change(dict(old))
+                        old_did = old.get(F_DID, "")
+                        new_did = (new or {}).get(F_DID, "")
+                        if new_did:
+                            owner = pipe.hget(company, did_field(new_did))
+                            if owner not in (None, ext):
+                                raise DidTaken(new_did, owner)
+                        stale = old_did and old_did != new_did and pipe.hget(
+                            company, did_field(old_did)) == ext
                         pipe.multi()
                         pipe.delete(key)
                         if new is None:
@@ -155,6 +186,10 @@ class AdminStore:
                         else:
                             pipe.hset(key, mapping={**new, "schema": SCHEMA_VERSION})
                             pipe.sadd(index_key(self.prefix), ext)
+                        if stale:
+                            pipe.hdel(company, did_field(old_did))
+                        if new_did:
+                            pipe.hset(company, did_field(new_did), ext)
                         pipe.execute()
                         return new or {}
                     except self._watch_error:

@@ -84,9 +84,14 @@ def test_ext_show_json(populated: Cli) -> None:
     result = populated("ext", "show", "1001", "--json")
     assert result.code == 0
     assert json.loads(result.out) == {
-        "extension": "1001", "devices": ["PJSIP/1001"], "external_devices": [MOBILE_2],
-        "forward": {"enabled": True, "target": MOBILE, "caller_id": "company",
+        "extension": "1001", "devices": ["PJSIP/1001"],
+        "external_devices": [{"number": MOBILE_2, "require_keypress": None, "delay": 0,
+                              "ring": None}],
+        "externals_during_calls": True,
+        "forward": {"enabled": True, "target": MOBILE, "target_extension": "",
+                    "when": "always", "after": 20, "caller_id": "company",
                     "require_keypress": False},
+        "confirm": {"tries": None, "timeout": None, "prompt": None},
         "mailbox": "1001@default", "did": DID, "status": "OK", "problems": "",
         "behaviour": f"Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls "
                      "go to voicemail 1001@default."}
@@ -99,7 +104,9 @@ def test_ext_show_text(populated: Cli) -> None:
         "Extension 1001",
         "  devices:          PJSIP/1001",
         f"  external devices: {MOBILE_2}",
+        "  during calls:     external devices ring too",
         f"  forwarding:       on -> {MOBILE} (caller ID company, keypress not required)",
+        "  press 1 prompt:   dialplan defaults",
         "  mailbox:          1001@default",
         f"  DID:              {DID}",
         f"  Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls go to "
@@ -121,7 +128,7 @@ def test_ext_list_json_and_text(populated: Cli) -> None:
             for i in json.loads(result.out)] == [
         ("1001", True, f"Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered "
                        "calls go to voicemail 1001@default."),
-        ("1002", False, "Calls ring PJSIP/1002 in parallel; unanswered calls go to voicemail "
+        ("1002", False, "Calls ring PJSIP/1002; unanswered calls go to voicemail "
                         "1002@default."),
     ]
     text = populated("ext", "list").out.splitlines()
@@ -145,7 +152,7 @@ def test_forward_on_sets_every_field(run_cli: Cli, redis_client: redis.Redis) ->
                           "keypress required)\n")
     assert redis_client.hgetall(KEY) == {
         "devices": '["PJSIP/1001"]', "mailbox": "1001@default", "forward_enabled": "1",
-        "forward_target": MOBILE, "forward_caller_id": "company",
+        "forward_target": MOBILE, "forward_when": "always", "forward_caller_id": "company",
         "forward_require_keypress": "1", "schema": "1"}
 
 
@@ -275,7 +282,8 @@ def test_console_script_round_trip(run_cli_process: Cli,
     assert redis_client.hget(KEY, "forward_target") == MOBILE
     shown = run_cli_process("ext", "show", "1001", "--json")
     assert json.loads(shown.out)["forward"] == {"enabled": True, "target": MOBILE,
-                                                "caller_id": "original",
+                                                "target_extension": "", "when": "always",
+                                                "after": 20, "caller_id": "original",
                                                 "require_keypress": True}
 
 
