@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from agi import variables as v
 from agi.config import Config, ConfigError, load
+from agi.features import handle_feature
 from agi.protocol import AgiProtocolError, AgiSession, ChannelHungUp, parse_env_line
 from agi.resp import RespPool
 from agi.service import handle_route
@@ -31,6 +32,7 @@ log = logging.getLogger("callroute.fastagi")
 DEFAULT_LISTEN = "127.0.0.1:4573"
 SCRIPT_ROUTE = "route"
 SCRIPT_HEALTH = "health"
+SCRIPT_FEATURE = "feature"
 HEALTH_VARIABLE = "CALLROUTE_HEALTH"
 # Asterisk's AGI environment is about 25 short lines; anything far beyond is hostile.
 MAX_ENV_LINES = 128
@@ -236,6 +238,8 @@ class FastAgiServer:
                 route = handle_route(session, [], self.config, self.pool)
                 if route is not None:
                     self.outages.record(route.status, route.reason)
+            elif script == SCRIPT_FEATURE:
+                handle_feature(session, [], self.config)
             else:
                 session.verbose(f"callroute: unknown FastAGI script {script[:40]!r}", 1)
         except (ChannelHungUp, BadRequest, AgiProtocolError) as exc:

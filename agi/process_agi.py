@@ -1,4 +1,4 @@
-"""`callroute-agi`: the process-per-call AGI script Asterisk runs for each call.
+"""`callroute-agi` and `callroute-feature`: the process AGI scripts Asterisk runs per request.
 
 pyst2 reads the AGI environment and catches Asterisk's SIGHUP; this adapter does the
 quoting and result parsing pyst2 gets wrong, and keeps its debug output off stderr.
@@ -6,6 +6,7 @@ quoting and result parsing pyst2 gets wrong, and keeps its debug output off stde
 
 import signal
 import sys
+from collections.abc import Callable
 
 from agi.protocol import AgiSession, ChannelHungUp
 
@@ -63,24 +64,45 @@ def _discard_unsent_output(stream) -> None:
         pass
 
 
-def main() -> int:
+def _session() -> Pyst2Session | None:
     # Caller ID names arrive as raw bytes in any charset; never die decoding them.
     sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     sys.stdout.reconfigure(encoding="utf-8", errors="replace")
     try:
-        session = Pyst2Session(sys.stdin, sys.stdout)
+        return Pyst2Session(sys.stdin, sys.stdout)
     except (ChannelHungUp, OSError):
-        return 0
-    from agi.service import handle_route
+        return None
 
+
+def _guarded(session: Pyst2Session, handle: Callable[[], object]) -> int:
     try:
-        handle_route(session, sys.argv[1:2])
+        handle()
     except Exception as exc:  # last resort: a bug must cost one log line, not the call
         try:
             session.verbose(f"callroute: internal error ({type(exc).__name__})", 1)
         except Exception:
             pass
     return 0
+
+
+def main() -> int:
+    """`callroute-agi EXT`: route one call."""
+    session = _session()
+    if session is None:
+        return 0
+    from agi.service import handle_route
+
+    return _guarded(session, lambda: handle_route(session, sys.argv[1:2]))
+
+
+def feature_main() -> int:
+    """`callroute-feature ACTION EXT [DIGITS]`: a feature code dialled on a desk phone."""
+    session = _session()
+    if session is None:
+        return 0
+    from agi.features import handle_feature
+
+    return _guarded(session, lambda: handle_feature(session, sys.argv[1:4]))
 
 
 if __name__ == "__main__":
