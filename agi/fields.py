@@ -2,9 +2,10 @@
 
 The call path (routing) and the admin side (CLI display and edits) read a field through
 the same function, so `ext show` can never describe a value differently from how a call
-uses it. A reader returns None for a value it can't accept; the caller decides what a
-corrupt value means and reports it. No I/O, and nothing heavier than json and re: this
-module is imported on every process-AGI call.
+uses it; the CLI writes external devices back through ExternalDevice.stored(). A reader
+returns None for a value it can't accept; the caller decides what a corrupt value means
+and reports it. No I/O, and nothing heavier than json and re: this module is imported
+on every process-AGI call.
 """
 
 import json
