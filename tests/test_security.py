@@ -180,13 +180,18 @@ def test_cli_refuses_the_companys_own_numbers(home: str, office, snapshot: Calla
     company, did, _ = HOMES[home]
     other_did = did[:-1] + "2"  # extension 1002's DID
     before = snapshot()
-    for number in (company, did, other_did):
+    for number in (company, did):
         for argv in (["forward", "on", "1001", number], ["device", "add", "1001", number]):
             result = cli(*argv)
             assert (result.code, result.out) == (2, "")
             assert len(result.err_lines()) == 1
             assert "company's own numbers" in result.err
     assert snapshot() == before
+    # Another extension's DID is not refused: calls to it hop to that extension's rules.
+    for argv in (["forward", "on", "1001", other_did], ["device", "add", "1001", other_did]):
+        result = cli(*argv)
+        assert result.code == 0, result.err
+        assert "extension 1002's rules" in result.out
 
 
 @pytest.mark.redis
@@ -222,7 +227,7 @@ def test_call_time_guard_never_dials_them(home: str, _id: str, typed: str, plant
     route = decide("1001", {"devices": '["PJSIP/1001"]',
                             "external_devices": json.dumps([planted, HOMES[home][2][0]])},
                    {"caller_id": company}, config)
-    assert route.dial == f"PJSIP/1001&Local/{HOMES[home][2][0]}@callroute-external/n"
+    assert route.dial == f"PJSIP/1001&Local/{HOMES[home][2][0]}-0-0-0@callroute-external/n"
     assert route.status == v.STATUS_FALLBACK
 
 
@@ -258,7 +263,7 @@ def test_call_time_guard_refuses_the_companys_own_numbers(home: str, config_env)
                   "did": did, "external_devices": json.dumps([own, allowed[0]])}
         route = decide("1001", fields, {"caller_id": company}, config)
         assert (route.status, route.mode) == (v.STATUS_FALLBACK, v.MODE_RING)
-        assert route.dial == f"PJSIP/1001&Local/{allowed[0]}@callroute-external/n"
+        assert route.dial == f"PJSIP/1001&Local/{allowed[0]}-0-0-0@callroute-external/n"
         assert "forward_target is the company's own number" in route.reason
 
 
