@@ -40,6 +40,11 @@ AGI_COMMANDS = {
     "process": "/opt/callroute/bin/callroute-agi",
     "fastagi": f"agi://{FASTAGI_HOST}:{FASTAGI_PORT}/route",
 }
+# ... and CALLROUTE_FEATURE_AGI, the feature-code agent.
+FEATURE_AGI_COMMANDS = {
+    "process": "/opt/callroute/bin/callroute-feature",
+    "fastagi": f"agi://{FASTAGI_HOST}:{FASTAGI_PORT}/feature",
+}
 MOUNT_POINT = "/callroute-pbx"  # where the run directory appears inside the rootfs
 SRC_IN_ROOTFS = "opt/callroute-src"  # same layout as in the Docker image
 ASTERISK_CONF = f"{MOUNT_POINT}/asterisk.conf"
@@ -268,6 +273,15 @@ class TestPBX:
             raise RuntimeError("Asterisk of the test PBX is not running")
         return self._rx(state, command, timeout)
 
+    def device_state(self, device: str) -> str:
+        """DEVICE_STATE(`device`) as Asterisk sees it now (NOT_INUSE, INUSE, ...)."""
+        out = self.asterisk_rx(f"dialplan eval function DEVICE_STATE({device})")
+        return out.strip().rsplit(" ", 1)[-1]
+
+    def wait_for_device_state(self, device: str, state: str, timeout: float = 10.0) -> None:
+        wait_until(lambda: self.device_state(device) == state, timeout,
+                   f"{device} to be {state}")
+
     def channel_count(self) -> int:
         """Active channels, from `core show channels count`."""
         out = self.asterisk_rx("core show channels count")
@@ -298,7 +312,7 @@ class TestPBX:
             self.seed()
         if agi_mode == "fastagi":
             self.start_agent()
-        self._start_asterisk(rootfs, AGI_COMMANDS[agi_mode])
+        self._start_asterisk(rootfs, agi_mode)
         self._wait_ready()
         log(f"up in {time.monotonic() - started:.1f}s")
 
@@ -473,14 +487,15 @@ class TestPBX:
         self._update_state(redis={"pid": redis.pid, "start": start_time(redis.pid),
                                   "url": redis.url})
 
-    def _start_asterisk(self, rootfs: Path, agi_command: str) -> None:
+    def _start_asterisk(self, rootfs: Path, agi_mode: str) -> None:
         """Asterisk in the foreground (-f) of its own session and mount namespace.
 
         `env -i`: AGI children inherit Asterisk's environment, and the host's
         (PYTHONPATH, VIRTUAL_ENV...) must not leak into the rootfs Python.
         """
         env = (f"env -i PATH={CLEAN_PATH} HOME=/root LANG=C.UTF-8 "
-               f"CALLROUTE_REDIS_URL={self.redis_url} CALLROUTE_AGI={agi_command}")
+               f"CALLROUTE_REDIS_URL={self.redis_url} CALLROUTE_AGI={AGI_COMMANDS[agi_mode]} "
+               f"CALLROUTE_FEATURE_AGI={FEATURE_AGI_COMMANDS[agi_mode]}")
         command = f"{env} asterisk -C {ASTERISK_CONF} -f -n"
         with (self.run_dir / "asterisk.out").open("wb") as out:
             proc = subprocess.Popen(in_namespace(rootfs, command, bind=self.run_dir),
