@@ -330,6 +330,7 @@ class SippPeer:
         variables: Mapping[str, str] | None = None,
         timeout_s: float = 60.0,
         ready_timeout_s: float = 5.0,
+        max_calls: int = 1,
     ) -> SippPeer:
         """Run `sipp` on 127.0.0.1:`port`, and return once its SIP socket is bound.
 
@@ -337,6 +338,8 @@ class SippPeer:
         without it the scenario must start with a <recv> (UAS). `variables` become
         `-set NAME VALUE`. `timeout_s` is SIPp's own global timeout: past it SIPp
         exits non-zero by itself, so a lost peer can't outlive the test by much.
+        `max_calls`: calls the peer handles before it exits (a carrier that refuses the
+        first INVITE of a leg and answers its retry takes 2).
         """
         if self.proc is not None:
             raise RuntimeError(f"SIPp peer {self.name} already started")
@@ -348,8 +351,8 @@ class SippPeer:
             raise ValueError(
                 f"{path.name} does not declare {unknown}; it accepts {sorted(allowed)}"
             )
-        if path.stem == "uas_answer_press" and variables.get("digit", "1") not in {"1", "2"}:
-            raise ValueError("uas_answer_press plays only digit 1 or 2 (one pcap each)")
+        if path.stem == "uas_answer_press" and variables.get("digit", "1") not in {"1", "2", "3"}:
+            raise ValueError("uas_answer_press plays only digit 1, 2 or 3 (one pcap each)")
         if udp_bound(port, (HOST, "0.0.0.0")):
             raise RuntimeError(f"UDP {HOST}:{port} is already in use; a stale peer?")
 
@@ -364,7 +367,7 @@ class SippPeer:
             "-p", str(port),
             "-mp", str(base),
             "-ci", HOST, "-cp", str(base + 6),
-            "-m", "1",
+            "-m", str(max_calls),
             "-nostdin",
             "-trace_msg", "-message_file", str(self.message_file),
             "-trace_err", "-error_file", str(self.error_file),
