@@ -186,15 +186,17 @@ def place_call(pbx: TestPBX, workdir: Path, ext: str, callees: list[Callee], *,
         stop_all([caller, *peers.values()])
     wait_until(lambda: pbx.channel_count() <= baseline, 15,
                "the PBX to release every channel of the call")
-    new = []
-    if folder.exists():
-        # The message's .txt is written when the recording ends; give it a moment.
+    log = _log_since(pbx.log_file, log_start)
+    greeting = _greeting(log)
+    new = sorted(_messages(folder) - before)
+    if greeting is not None:
+        # VoiceMail() ran: the message's .txt is written when the recording ends; give
+        # it a moment. (Only then: polling after every call cost 5 s a call.)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not (new := sorted(_messages(folder) - before)):
             time.sleep(0.1)
-    log = _log_since(pbx.log_file, log_start)
     return CallResult(ext=ext, caller=caller, callees=peers, new_voicemail=new,
-                      voicemail_greeting=_greeting(log),
+                      voicemail_greeting=greeting,
                       bridged=re.findall(r"app_dial\.c: (\S+) answered PJSIP/inbound-", log),
                       seconds=time.monotonic() - started, log=log)
 
