@@ -102,27 +102,30 @@ def traced_call(pbx: TestPBX, call: Callable[..., CallResult]) -> Iterator[Calla
 
 
 _DIAL = re.compile(r'Dial\("[^"\n]*", "(?P<args>[^\n]*)"\) in new stack$', re.MULTILINE)
-_CONFIRM_OPTION = re.compile(r"iU\(callroute-confirm\^Local/\+\d+@callroute-external-\w+;1\)")
+_CONFIRM_OPTION = re.compile(
+    r"iU\(callroute-confirm\^Local/\+\d+-1-\d{1,2}-\d{1,3}@callroute-external-\w+;1\)")
 # Each command the agent sends, as `agi set debug on` logs it (its first line).
 _AGI_RX = re.compile(r"AGI Rx << (?P<command>.*)$", re.MULTILINE)
 _AGI_TX_REPLY = re.compile(r"AGI Tx >> (?P<reply>\d{3} .*)$", re.MULTILINE)
 _AGI_TX_SPLIT = re.compile(r"AGI Tx >> [^\n]*\n(?!\[)")
-_SAFE_COMMAND = re.compile(r'(SET VARIABLE CALLROUTE_[A-Z]+ |VERBOSE )"(?:[^"\\]|\\.)*"( \d+)?')
+_SAFE_COMMAND = re.compile(r'(SET VARIABLE CALLROUTE_[A-Z_]+ |VERBOSE )"(?:[^"\\]|\\.)*"( \d+)?')
 
 
 def assert_only_allowed_dials(traced: Traced, numbers: tuple[str, ...] = ()) -> None:
     """Every Dial() in the call dialled only desk 1001 or an allowed external number."""
     log = traced.log
-    allowed = {"PJSIP/1001"}
-    for number in numbers:
-        allowed |= {f"Local/{number}@callroute-external/n", f"PJSIP/{number}@carrier"}
+    allowed = {"PJSIP/1001"} | {f"PJSIP/{number}@carrier" for number in numbers}
+    # An external leg: the number, then its keypress flag, delay and ring time.
+    leg = re.compile("|".join(rf"Local/{re.escape(number)}-[01]-\d{{1,2}}-\d{{1,3}}"
+                              r"@callroute-external/n" for number in numbers) or "(?!)")
     dials = [m.group("args") for m in _DIAL.finditer(log)]
     # A Dial() whose arguments held a newline would not match _DIAL: count them all.
     assert len(dials) == log.count("Dial(\""), traced.describe()
     assert dials, f"no Dial() at all\n{traced.describe()}"
     for args in dials:
         legs, *options = args.split(",")
-        assert set(legs.split("&")) <= allowed, f"Dial({args})\n{traced.describe()}"
+        assert all(part in allowed or leg.fullmatch(part) for part in legs.split("&")), \
+            f"Dial({args})\n{traced.describe()}"
         assert len(options) <= 2, f"Dial({args})\n{traced.describe()}"
         if options:
             assert options[0].isdigit(), f"Dial({args})\n{traced.describe()}"
