@@ -26,14 +26,14 @@ from tests.harness.redis_server import RedisServer
 pytestmark = pytest.mark.redis
 
 
-def agi_session(port: int, script: str = "route", ext: str = "1001",
+def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001",),
                 timeout: float = 5.0) -> list[list[str]]:
     """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
+    arguments = "".join(f"agi_arg_{n}: {arg}\n" for n, arg in enumerate(args, start=1))
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         stream = sock.makefile("rwb")
-        env = (f"agi_network: yes\nagi_network_script: {script}\n"
-               f"agi_request: agi://127.0.0.1:{port}/{script}\nagi_arg_1: {ext}\n\n")
-        stream.write(env.encode())
+        stream.write((f"agi_network: yes\nagi_network_script: {script}\n"
+                      f"agi_request: agi://127.0.0.1:{port}/{script}\n{arguments}\n").encode())
         stream.flush()
         commands = []
         while line := stream.readline():

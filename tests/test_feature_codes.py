@@ -8,7 +8,6 @@ own rules. Refusals are checked against a full DUMP: nothing written at all.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +20,9 @@ import redis
 
 from agi import variables as v
 from agi.store import ADMIN_TIMEOUT_S
-from tests.fake_asterisk import AgiRun, FakeAsterisk, console_script, parse_args
+from tests.fake_asterisk import AgiRun, FakeAsterisk, console_script
 from tests.harness.redis_server import RedisServer
+from tests.test_fastagi import agi_session
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult
@@ -54,18 +54,7 @@ def office(run_cli: Cli) -> Cli:
 
 def fastagi(port: int, *args: str, timeout: float = 10.0) -> list[list[str]]:
     """One FastAGI request for the feature script; every command parsed and answered 200."""
-    env = "".join(f"agi_arg_{n}: {arg}\n" for n, arg in enumerate(args, start=1))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        stream = sock.makefile("rwb")
-        stream.write((f"agi_network: yes\nagi_network_script: feature\n"
-                      f"agi_request: agi://127.0.0.1:{port}/feature\n{env}\n").encode())
-        stream.flush()
-        commands = []
-        while line := stream.readline():
-            commands.append(parse_args(line.decode().rstrip("\n")))
-            stream.write(b"200 result=1\n")
-            stream.flush()
-        return commands
+    return agi_session(port, "feature", args, timeout)
 
 
 def outcome(commands: list[list[str]]) -> tuple[str, str]:
