@@ -131,6 +131,7 @@ def test_silent_external_device_does_not_stop_the_desk_phone(cli, call):
     "+33612345678&PJSIP/1002",       # a second Dial() leg
     '+336"\nEXEC Dial PJSIP/x',      # an AGI command
     "+3315",                         # short code
+    COMPANY_NUMBER,                  # the company's own number: a loop via the network
 ])
 def test_corrupt_target_planted_in_redis_is_never_dialled(store, call, planted):
     store.hset("callroute:ext:1001", mapping={"forward_enabled": "1",
