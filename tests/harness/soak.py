@@ -144,6 +144,18 @@ def _pct(values: list[float], pct: int) -> float:
     return values[min(len(values) - 1, round(pct / 100 * (len(values) - 1)))]
 
 
+def _each_minute(samples: list[tuple[float, int, int]]) -> list[tuple[float, int, int]]:
+    """The first sample, then the first one after each further minute, then the last."""
+    picked, next_at = [], 0.0
+    for sample in samples:
+        if sample[0] >= next_at:
+            picked.append(sample)
+            next_at = (sample[0] // 60 + 1) * 60
+    if samples and picked[-1] is not samples[-1]:
+        picked.append(samples[-1])
+    return picked
+
+
 def healthy(report: dict) -> bool:
     return (report["calls_failed"] == 0 and report["leaked_channels"] == 0
             and report["calls_completed"] == report["calls_placed"] > 0
@@ -165,6 +177,9 @@ def render(report: dict) -> str:
         f"  leaked channels at the end: {report['leaked_channels']}",
         f"  {who} RSS KiB first {rss['first']} max {rss['max']} last {rss['last']}; "
         f"threads first {threads['first']} max {threads['max']} last {threads['last']}",
+        f"  {who} RSS KiB / threads, each minute: " + "  ".join(
+            f"{at:.0f} s {rss_kib}/{count}" for at, rss_kib, count in _each_minute(
+                report["samples"])),
         f"  post-dial delay (rtd, whole ms): p50 {pdd['p50']:.0f} p99 {pdd['p99']:.0f} "
         f"max {pdd['max']:.0f}",
         f"  => {'OK' if healthy(report) else 'PROBLEM'}",
