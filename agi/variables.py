@@ -28,11 +28,13 @@ ASK_TIMEOUT = "CALLROUTE_ASK_TIMEOUT"
 ASK_PROMPT = "CALLROUTE_ASK_PROMPT"
 # Caller ID an external leg retries with once if the carrier refuses the caller's own.
 CALLERID_RETRY = "CALLROUTE_CALLERID_RETRY"
-# "1" while forwarding is on with a usable target (published as a device state).
+# "1" while forwarding is on with a usable target (published as a device state),
+# else empty.
 FORWARDING = "CALLROUTE_FORWARDING"
 
-# The order in which the agent sets them. STATUS goes last, so a dialplan that
-# sees a STATUS knows every other variable of the same decision is in place.
+# The order in which the agent sets them (only the non-empty ones). STATUS goes last,
+# so a dialplan that sees a STATUS knows every other variable of the same decision is
+# in place.
 ALL = (MODE, DIAL, TARGET, CONFIRM, CALLERID, DIVERSION, MAILBOX, TRUNK, REASON, RINGTIME,
        NEXT_DIAL, NEXT_ON, DESKS, ASK_TRIES, ASK_TIMEOUT, ASK_PROMPT, CALLERID_RETRY,
        FORWARDING, STATUS)

@@ -117,7 +117,9 @@ class AgiRun:
                 if words[:2] == ["SET", "VARIABLE"] and len(words) == 4]
 
     def variables(self) -> dict[str, str]:
-        return dict(self.set_variables())
+        """Every CALLROUTE_* variable as the dialplan then reads it: one never set is
+        empty (the agent sends only non-empty ones)."""
+        return {name: "" for name in v.ALL} | dict(self.set_variables())
 
     def verbs(self) -> list[str]:
         """The first word(s) of every command: 'SET VARIABLE', 'VERBOSE', ..."""

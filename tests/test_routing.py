@@ -44,25 +44,27 @@ def hop(ext: str) -> str:
     return f"Local/{ext}@callroute-hop/n"
 
 
-def expect(*, mode: str, dial: str = "", target: str = "", confirm: str = "0",
+def expect(*, mode: str, dial: str = "", target: str = "", confirm: str = "",
            callerid: str = "", diversion: str = "", mailbox: str = "1001@default",
            trunk: str = "", reason: str = "", ringtime: str = "", next_dial: str = "",
            next_on: str = "", desks: str = "", ask_tries: str = "", ask_timeout: str = "",
            ask_prompt: str = "", callerid_retry: str = "", forwarding: str | None = None,
            status: str = v.STATUS_OK) -> dict[str, str]:
-    """Every channel variable of one decision: unspecified ones must be empty/default.
+    """The channel variables one decision sets: the non-empty ones (unspecified ones
+    must be empty, so not sent at all).
 
     FORWARDING defaults to "1" exactly in FORWARD mode; rows with conditional forwarding
     (MODE RING and a NEXT_DIAL) say "1" themselves.
     """
     if forwarding is None:
-        forwarding = "1" if mode == v.MODE_FORWARD else "0"
-    return {v.MODE: mode, v.DIAL: dial, v.TARGET: target, v.CONFIRM: confirm,
+        forwarding = "1" if mode == v.MODE_FORWARD else ""
+    every = {v.MODE: mode, v.DIAL: dial, v.TARGET: target, v.CONFIRM: confirm,
             v.CALLERID: callerid, v.DIVERSION: diversion, v.MAILBOX: mailbox,
             v.TRUNK: trunk, v.REASON: reason, v.RINGTIME: ringtime, v.NEXT_DIAL: next_dial,
             v.NEXT_ON: next_on, v.DESKS: desks, v.ASK_TRIES: ask_tries,
             v.ASK_TIMEOUT: ask_timeout, v.ASK_PROMPT: ask_prompt,
             v.CALLERID_RETRY: callerid_retry, v.FORWARDING: forwarding, v.STATUS: status}
+    return {name: value for name, value in every.items() if value}
 
 
 def forward(target: str = MOBILE, **extra: str) -> dict[str, str]:
@@ -450,7 +452,7 @@ CASES = [
      expect(mode=v.MODE_RING, dial=f"PJSIP/1001&{hop('1002')}")),
     ("forwarding-0-when-target-refused", EXT, forward("+447911123456"), {},
      expect(mode=v.MODE_RING, dial="PJSIP/1001", reason="corrupt forward_target",
-            forwarding="0", status=v.STATUS_FALLBACK)),
+            forwarding="", status=v.STATUS_FALLBACK)),
     # ---- the extension argument itself ----
     ("invalid-extension-dial-syntax", "1001&PJSIP/x", {"devices": DESK}, {},
      expect(mode=v.MODE_VOICEMAIL, mailbox="", reason="invalid extension '1001&PJSIP/x'",
@@ -562,10 +564,14 @@ def test_corrupt_confirm_setting_is_ignored(field: str, value: str, fr_config: C
     assert (route.mode, route.dial, route.confirm) == (v.MODE_FORWARD, leg(MOBILE, True), True)
 
 
-def test_status_is_always_set_last(fr_config: Config) -> None:
-    names = [name for name, _ in decide(EXT, forward(), COMPANY, fr_config).variables()]
-    assert names == list(v.ALL)
+def test_only_non_empty_variables_are_set_in_order_status_last(fr_config: Config) -> None:
+    pairs = decide(EXT, forward(), COMPANY, fr_config).variables()
+    names = [name for name, _ in pairs]
+    assert names == [name for name in v.ALL if name in names]
     assert names[-1] == v.STATUS
+    assert all(value for _, value in pairs)
+    assert {v.MODE, v.DIAL, v.TARGET, v.MAILBOX, v.TRUNK, v.FORWARDING} <= set(names)
+    assert v.NEXT_DIAL not in names and v.CONFIRM not in names
 
 
 def test_templates_come_from_config(config_env: Callable[..., dict[str, str]]) -> None:

@@ -58,6 +58,13 @@ def test_forward_when_busy_does_not_forward_an_answered_call(cli, call):
     assert not result.rang("carrier"), result.describe()
 
 
+def test_forward_conditions_combine(cli, call):
+    cli("forward", "on", "1001", TARGET, "--when", "busy,noanswer", "--after", "5")
+    busy = call("1001", [desk("1001", "uas_busy"), carrier()])
+    assert busy.connected_to("carrier"), busy.describe()  # at once, not after 5 s
+    assert seconds_between(busy, "desk 1001", "carrier") < 2, busy.describe()
+
+
 def test_forward_when_noanswer_after_n_seconds(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "noanswer", "--after", "5")
     result = call("1001", [desk("1001", "uas_ring_noanswer"), carrier()])
@@ -75,6 +82,14 @@ def test_forward_when_offline_only_when_no_phone_is_reachable(cli, call):
     offline = call("1001", [carrier()])
     assert offline.carrier_numbers() == [TARGET], offline.describe()
     assert offline.connected_to("carrier"), offline.describe()
+
+
+def test_a_second_pass_forgets_the_previous_decision(call):
+    # The agent sends only non-empty variables; the dialplan clears a previous pass's.
+    result = call("stale1001", [desk("1001", "uas_busy"), carrier()], mailbox="1001@default")
+    assert result.rang("desk 1001"), result.describe()
+    assert not result.rang("carrier"), result.describe()  # the stale busy-forward is gone
+    assert result.voicemail_greeting == "busy", result.describe()
 
 
 # ---- several external devices, each with its own settings ------------------------
