@@ -8,7 +8,9 @@ Corrupt rows also check the security rule: a value that fails its guard is never
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -572,6 +574,16 @@ def test_only_non_empty_variables_are_set_in_order_status_last(fr_config: Config
     assert all(value for _, value in pairs)
     assert {v.MODE, v.DIAL, v.TARGET, v.MAILBOX, v.TRUNK, v.FORWARDING} <= set(names)
     assert v.NEXT_DIAL not in names and v.CONFIRM not in names
+
+
+def test_dialplan_clears_every_variable_on_a_second_pass() -> None:
+    """The agent leaves empty variables unset, so the dialplan's second-pass clear must
+    name every one of them (a variable added to v.ALL and not cleared would leak)."""
+    conf = (Path(__file__).resolve().parents[1] / "dialplan" / "callroute.conf").read_text()
+    block = conf.split('GotoIf($["${CALLROUTE_PASSED}" = ""]?first-pass)', 1)[1]
+    block = block.split("(first-pass)", 1)[0]
+    cleared = re.findall(r"Set\((CALLROUTE_[A-Z_]+)=\)", block)
+    assert sorted(cleared) == sorted(v.ALL)
 
 
 def test_templates_come_from_config(config_env: Callable[..., dict[str, str]]) -> None:
