@@ -7,6 +7,7 @@ written" must mean nothing at all, not "the field I looked at is unchanged".
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,7 +84,9 @@ def test_ext_remove(populated: Cli, redis_client: redis.Redis) -> None:
 def test_ext_show_json(populated: Cli) -> None:
     result = populated("ext", "show", "1001", "--json")
     assert result.code == 0
-    assert json.loads(result.out) == {
+    info = json.loads(result.out)
+    assert re.fullmatch("[0-9a-f]{16}", info.pop("version"))
+    assert info == {
         "extension": "1001", "devices": ["PJSIP/1001"],
         "external_devices": [{"number": MOBILE_2, "require_keypress": None, "delay": 0,
                               "ring": None}],
@@ -94,7 +97,7 @@ def test_ext_show_json(populated: Cli) -> None:
         "confirm": {"tries": None, "timeout": None, "prompt": None},
         "mailbox": "1001@default", "did": DID, "status": "OK", "problems": "",
         "behaviour": f"Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls "
-                     "go to voicemail 1001@default."}
+                     "go to voicemail 1001@default.", "corrupt": []}
 
 
 def test_ext_show_text(populated: Cli) -> None:
@@ -269,7 +272,7 @@ def test_custom_prefix(run_cli: Cli, redis_client: redis.Redis,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLROUTE_PREFIX", "pbx2:")
     assert run_cli("ext", "add", "1001").code == 0
-    assert sorted(redis_client.keys("*")) == ["pbx2:ext:1001", "pbx2:extensions"]
+    assert sorted(redis_client.keys("*")) == ["pbx2:audit", "pbx2:ext:1001", "pbx2:extensions"]
 
 
 # ---- the console script, as a real process -------------------------------------------------
