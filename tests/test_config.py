@@ -109,6 +109,13 @@ def test_other_sections_are_ignored(tmp_path: Path) -> None:
     ("CALLROUTE_PREFIX", "call route:", "CALLROUTE_PREFIX must be non-empty"),
     ("CALLROUTE_PREFIX", "cr:*", "CALLROUTE_PREFIX must be non-empty"),
     ("CALLROUTE_REDIS_URL", "http://127.0.0.1:6379", "CALLROUTE_REDIS_URL must start with"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "office,b", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "a@b", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "x" * 33, "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "caf\u00e9", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_AUDIT_MAX", "0", "CALLROUTE_AUDIT_MAX must be a whole number"),
+    ("CALLROUTE_AUDIT_MAX", "1e6", "CALLROUTE_AUDIT_MAX must be a whole number"),
 ], ids=lambda x: repr(x) if isinstance(x, str) else None)
 def test_bad_values_are_named(var: str, value: str, message: str, empty_ini: Path) -> None:
     with pytest.raises(ConfigError) as info:

@@ -74,6 +74,13 @@ def test_ext_add_with_options_then_update(run_cli: Cli, redis_client: redis.Redi
         "forward_enabled": "0", "schema": "1"}
 
 
+def test_ext_add_default_mailbox_follows_the_voicemail_context(
+        run_cli: Cli, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLROUTE_VOICEMAIL_CONTEXT", "office")
+    assert run_cli("ext", "add", "1001").code == 0
+    assert redis_client.hget(KEY, "mailbox") == "1001@office"
+
+
 def test_ext_remove(populated: Cli, redis_client: redis.Redis) -> None:
     result = populated("ext", "remove", "1001")
     assert (result.code, result.out, result.err) == (0, "extension 1001 removed\n", "")
