@@ -79,6 +79,9 @@ def _print_ext(info: dict) -> None:
     print(f"  DID:              {info['did'] or '(none)'}")
     if info["problems"]:
         print(f"  WARNING:          stored data is corrupt: {info['problems']}")
+    for entry in info["corrupt"]:
+        print(f"  ignored:          {entry['field']} = {json.dumps(entry['stored'])[:80]}, "
+              f"using {json.dumps(entry['used'])}")
     print(f"  {info['behaviour']}")
 
 

@@ -132,3 +132,16 @@ def test_a_malformed_target_is_named_even_while_forwarding_is_off(
     assert view["forward"]["target"] == ""
     assert view["corrupt"] == [{"field": "forward_target", "stored": "+33612345678&PJSIP/x",
                                 "used": ""}]
+
+
+def test_text_names_each_ignored_value(run_cli: Callable[..., CliResult],
+                                       redis_client: redis.Redis) -> None:
+    redis_client.hset(KEY, mapping={**FORWARD, "forward_require_keypress": "yes",
+                                    "mailbox": "nobody"})
+    lines = run_cli("ext", "show", "1001").out.splitlines()
+    assert "  forwarding:       on -> +33612345678 (caller ID original, keypress required)" \
+        in lines
+    assert "  mailbox:          1001@default" in lines
+    assert [line for line in lines if line.startswith("  ignored:")] == [
+        '  ignored:          forward_require_keypress = "yes", using true',
+        '  ignored:          mailbox = "nobody", using "1001@default"']
