@@ -19,28 +19,11 @@ import redis
 
 from agi import variables as v
 from agi.fastagi import FastAgiServer
-from tests.fake_asterisk import console_script, parse_args
+from tests.fake_asterisk import agi_session, console_script, parse_args
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001",),
-                timeout: float = 5.0) -> list[list[str]]:
-    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
-    arguments = "".join(f"agi_arg_{n}: {arg}\n" for n, arg in enumerate(args, start=1))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        stream = sock.makefile("rwb")
-        stream.write((f"agi_network: yes\nagi_network_script: {script}\n"
-                      f"agi_request: agi://127.0.0.1:{port}/{script}\n{arguments}\n").encode())
-        stream.flush()
-        commands = []
-        while line := stream.readline():
-            commands.append(parse_args(line.decode().rstrip("\n")))
-            stream.write(b"200 result=1\n")
-            stream.flush()
-        return commands
 
 
 def variables(commands: list[list[str]]) -> dict[str, str]:
