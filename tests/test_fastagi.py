@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -170,28 +169,6 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def test_a_store_sending_garbage_falls_back_without_a_traceback(serve, caplog):
-    garbage = socket.create_server(("127.0.0.1", 0))
-
-    def answer() -> None:
-        conn, _ = garbage.accept()
-        conn.recv(4096)
-        conn.sendall(b"*not-a-number\r\n")
-        conn.close()
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    try:
-        server = serve(f"redis://127.0.0.1:{garbage.getsockname()[1]}/0")
-        found = variables(agi_session(server.address[1]))
-        assert found[v.STATUS] == v.STATUS_FALLBACK
-        assert "unreadable reply" in found[v.REASON]
-        assert not any(record.exc_info for record in caplog.records)
-    finally:
-        thread.join(5)
-        garbage.close()
 
 
 def test_refusals_are_logged_at_most_once_a_second(caplog):
