@@ -106,9 +106,10 @@ def split_command_lines(data: bytes) -> list[bytes]:
 # `callroute-inbound`: the extension being routed arrives only as the AGI argument.
 INBOUND_CONTEXT = "callroute-inbound"
 INBOUND_EXTENSION = "s"
-INBOUND_PRIORITY = "32"
+INBOUND_PRIORITY = "35"  # of the AGI() line; moves when callroute-inbound does
 CHANNEL = "PJSIP/inbound-00000001"
-CALLER = "+33611111111"
+CALLER = "+33611111111"  # the e2e caller (tests/harness/calls.py)
+CALLER_NAME = "Caller"
 
 
 def agi_environment(request: str, args: Sequence[str], *, dnid: str,
@@ -124,9 +125,9 @@ def agi_environment(request: str, args: Sequence[str], *, dnid: str,
         "agi_language": "en",
         "agi_type": "PJSIP",
         "agi_uniqueid": "1700000000.1",
-        "agi_version": "22.10.0",
+        "agi_version": "22.10.1",
         "agi_callerid": CALLER,
-        "agi_calleridname": "unknown",
+        "agi_calleridname": CALLER_NAME,
         "agi_callingpres": "0",
         "agi_callingani2": "0",
         "agi_callington": "0",
