@@ -77,10 +77,9 @@ def _command(*words: str) -> bytes:
     return b"".join(out)
 
 
-# Bounds on what one call will read. A real reply is a few hundred bytes: two flat
-# hashes (HGETALL), or for Sentinel an array of flat arrays. Anything past these is a
-# broken or hostile server (or proxy), and the call falls back at once instead of
-# recursing, allocating or waiting for bytes that will never make sense.
+# Bounds on what one call reads. A real reply is two flat hashes (HGETALL), or for
+# Sentinel an array of flat arrays. Past these, a broken or hostile server (or proxy)
+# makes the call fall back at once, not recurse, allocate or wait for nonsense.
 MAX_DEPTH = 2  # arrays inside arrays (SENTINEL replicas); a third level is refused
 MAX_ARRAY_LENGTH = 65_536  # elements: 32,768 fields in one hash (the company's DID map)
 MAX_BULK_BYTES = 256 * 1024  # one field or value
@@ -93,10 +92,7 @@ def _unreadable(detail: str) -> RespError:
 
 
 def _number(text: bytes, what: str) -> int:
-    """A RESP length or integer, strictly: ASCII digits with an optional minus sign.
-
-    int() alone would also take spaces, "+", "_" and thousands of digits.
-    """
+    """A RESP length or integer: ASCII digits, maybe a minus (int() also takes " 1", "1_0")."""
     digits = text[1:] if text[:1] == b"-" else text
     if not digits.isdigit() or len(digits) > _MAX_DIGITS:
         raise _unreadable(f"non-numeric {what}")
@@ -114,12 +110,9 @@ def _length(text: bytes, limit: int, what: str) -> int:
 
 
 class _Reader:
-    """Reads RESP2 replies from a socket, never past the deadline or the bounds above.
-
-    Every malformed reply raises RespError, never anything else: the caller turns it
-    into FALLBACK. The buffer is consumed by position, not by slicing off each line,
-    which would copy the rest of the reply once per field.
-    """
+    """Reads RESP2 replies from a socket, never past the deadline or the bounds above;
+    anything malformed raises RespError (the caller's FALLBACK), never another error. The
+    buffer is consumed by position: slicing off each line would copy the rest each time."""
 
     __slots__ = ("buf", "deadline", "pos", "received", "sock")
 
