@@ -1,6 +1,6 @@
 """`callroute-fastagi`: the FastAGI server, for PBXs where a process per call is too slow.
 
-Design (see README, "FastAGI"): one accept loop hands each connection to a bounded
+Design (see docs/fastagi.md): one accept loop hands each connection to a bounded
 thread pool. pyst2 can't run in a worker thread (it installs a signal handler), so
 connections use StreamSession, our own session class with the same AgiSession API,
 quoting and result parsing as process AGI. Calls share nothing but a pool of idle

@@ -77,13 +77,51 @@ def _command(*words: str) -> bytes:
     return b"".join(out)
 
 
+# Bounds on what one call reads. A real reply is two flat hashes (HGETALL), or for
+# Sentinel an array of flat arrays. Past these, a broken or hostile server (or proxy)
+# makes the call fall back at once, not recurse, allocate or wait for nonsense.
+MAX_DEPTH = 2  # arrays inside arrays (SENTINEL replicas); a third level is refused
+MAX_ARRAY_LENGTH = 65_536  # elements: 32,768 fields in one hash (the company's DID map)
+MAX_BULK_BYTES = 256 * 1024  # one field or value
+MAX_REPLY_BYTES = 1024 * 1024  # everything one reader receives, all replies together
+_MAX_DIGITS = 19  # a length or integer this long is already beyond every bound above
+
+
+def _unreadable(detail: str) -> RespError:
+    return RespError(f"Redis sent an unreadable reply ({detail})")
+
+
+def _number(text: bytes, what: str) -> int:
+    """A RESP length or integer: ASCII digits, maybe a minus (int() also takes " 1", "1_0")."""
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or len(digits) > _MAX_DIGITS:
+        raise _unreadable(f"non-numeric {what}")
+    return int(text)
+
+
+def _length(text: bytes, limit: int, what: str) -> int:
+    """A bulk or array length: -1 (nil) or 0..limit."""
+    size = _number(text, what)
+    if size > limit:
+        raise _unreadable(f"{what} {size} over the limit of {limit}")
+    if size < -1:
+        raise _unreadable(f"negative {what}")
+    return size
+
+
 class _Reader:
-    """Reads RESP2 replies from a socket, never past the deadline."""
+    """Reads RESP2 replies from a socket, never past the deadline or the bounds above;
+    anything malformed raises RespError (the caller's FALLBACK), never another error. The
+    buffer is consumed by position: slicing off each line would copy the rest each time."""
+
+    __slots__ = ("buf", "deadline", "pos", "received", "sock")
 
     def __init__(self, sock: socket.socket, deadline: float):
         self.sock = sock
         self.deadline = deadline
         self.buf = b""
+        self.pos = 0
+        self.received = 0
 
     def _fill(self) -> None:
         remaining = self.deadline - time.monotonic()
@@ -96,23 +134,58 @@ class _Reader:
             raise RespError("Redis did not answer before the deadline") from None
         if not chunk:
             raise RespError("Redis closed the connection")
-        self.buf += chunk
+        self.received += len(chunk)
+        if self.received > MAX_REPLY_BYTES:
+            raise _unreadable(f"more than {MAX_REPLY_BYTES} bytes")
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
 
     def _line(self) -> bytes:
-        while (end := self.buf.find(b"\r\n")) < 0:
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
             self._fill()
-        line, self.buf = self.buf[:end], self.buf[end + 2:]
+        line, self.pos = self.buf[self.pos:end], end + 2
         return line
 
     def _exact(self, size: int) -> bytes:
-        while len(self.buf) < size + 2:
+        while len(self.buf) - self.pos < size + 2:
             self._fill()
-        data, self.buf = self.buf[:size], self.buf[size + 2:]
-        return data
+        start, end = self.pos, self.pos + size
+        if self.buf[end:end + 2] != b"\r\n":
+            raise _unreadable("bulk string longer than its length")
+        self.pos = end + 2
+        return self.buf[start:end]
 
-    def reply(self) -> object:
+    def _array(self, count: int, depth: int) -> list:
+        items: list = []
+        for _ in range(count):
+            # Fast path for the usual element, a bulk string already in the buffer: the
+            # same checks as reply(), without its calls (a hash is mostly these).
+            buf, pos = self.buf, self.pos
+            end = buf.find(b"\r\n", pos)
+            if end > pos and buf[pos] == 0x24:  # "$"
+                size_text = buf[pos + 1:end]
+                size = int(size_text) if size_text.isdigit() and len(size_text) < 7 else -1
+                stop = end + 2 + size
+                if 0 <= size <= MAX_BULK_BYTES and buf[stop:stop + 2] == b"\r\n":
+                    items.append(buf[end + 2:stop].decode("utf-8", "replace"))
+                    self.pos = stop + 2
+                    continue
+            items.append(self.reply(depth))
+        return items
+
+    def reply(self, depth: int = 0) -> object:
         line = self._line()
         kind, rest = line[:1], line[1:]
+        if kind == b"$":  # first: nearly every reply the call path reads is a bulk string
+            size = _length(rest, MAX_BULK_BYTES, "bulk length")
+            return None if size < 0 else self._exact(size).decode("utf-8", "replace")
+        if kind == b"*":
+            count = _length(rest, MAX_ARRAY_LENGTH, "array length")
+            if count < 0:
+                return None
+            if depth >= MAX_DEPTH:
+                raise _unreadable(f"arrays nested deeper than {MAX_DEPTH}")
+            return self._array(count, depth + 1)
         if kind == b"+":
             return rest.decode("utf-8", "replace")
         if kind == b"-":
@@ -120,14 +193,8 @@ class _Reader:
             # to diagnose, and it never echoes a credential back.
             return RespError("Redis error " + rest.split(b" ", 1)[0].decode("ascii", "replace"))
         if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            return None if size < 0 else self._exact(size).decode("utf-8", "replace")
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [self.reply() for _ in range(count)]
-        raise RespError("Redis sent an unreadable reply")
+            return _number(rest, "integer")
+        raise _unreadable("unknown reply type")
 
 
 def _connect(target: RedisTarget, deadline: float,
@@ -153,6 +220,8 @@ def _connect(target: RedisTarget, deadline: float,
     except OSError as exc:
         raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
             from None
+    except ValueError:  # a host a sentinel named with a NUL or undecodable characters
+        raise RespError("cannot connect to Redis (invalid address)") from None
     return sock
 
 
@@ -169,26 +238,37 @@ def _nodes_from_sentinels(target: RedisTarget, deadline: float) -> list[tuple[st
                          + _command("SENTINEL", "replicas", target.service))
             reader = _Reader(sock, deadline)
             master, replicas = reader.reply(), reader.reply()
-        except (RespError, OSError, ValueError):
+        except (RespError, OSError):
             continue
         finally:
             sock.close()
-        if not isinstance(master, list) or len(master) != 2:
-            continue  # this sentinel doesn't know the service (yet)
-        try:
-            return [(master[0], int(master[1])), *_healthy_replicas(replicas)]
-        except (ValueError, TypeError):
-            continue
+        master_node = _address(*master) if isinstance(master, list) and len(master) == 2 \
+            else None
+        if master_node is None:
+            continue  # this sentinel doesn't know the service (yet), or talks nonsense
+        return [master_node, *_healthy_replicas(replicas)]
     raise RespError(f"no sentinel answered for service {target.service!r}")
+
+
+def _address(host: object, port: object) -> tuple[str, int] | None:
+    """A node address from a sentinel's reply, or None if it isn't one."""
+    if not (isinstance(host, str) and host and isinstance(port, str) and port.isascii()
+            and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return host, int(port)
 
 
 def _healthy_replicas(replicas: object) -> list[tuple[str, int]]:
     nodes = []
     for replica in replicas if isinstance(replicas, list) else []:
-        info = dict(zip(replica[::2], replica[1::2], strict=False))
+        try:
+            info = _hash(replica)
+        except RespError:
+            continue
         flags = info.get("flags", "")
-        if not any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
-            nodes.append((info["ip"], int(info["port"])))
+        node = _address(info.get("ip"), info.get("port"))
+        if node and not any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
+            nodes.append(node)
     return nodes
 
 
@@ -238,15 +318,23 @@ def _pipeline_hgetall(sock: socket.socket, preamble: list[bytes], keys: list[str
             answer = reader.reply()
             if isinstance(answer, RespError):
                 raise RespReplyError(str(answer))
-            if not isinstance(answer, list) or len(answer) % 2:
-                raise RespError("Redis sent an unexpected reply to HGETALL")
-            hashes.append(dict(zip(answer[::2], answer[1::2], strict=True)))
+            hashes.append(_hash(answer))
         return hashes
     except OSError as exc:
         raise RespError(f"Redis connection failed ({exc.strerror or type(exc).__name__})") \
             from None
-    except ValueError:  # a length or integer that isn't one: not a Redis we can trust
-        raise RespError("Redis sent an unreadable reply") from None
+
+
+def _hash(answer: object) -> dict[str, str]:
+    """An HGETALL reply as a dict: a flat array of an even number of strings, nothing else
+    (a nil, an integer or a nested array as a field would crash the decision later)."""
+    if not isinstance(answer, list):
+        raise _unreadable("HGETALL answered without an array")
+    if len(answer) % 2:
+        raise _unreadable("odd number of elements for a hash")
+    if not all(type(item) is str for item in answer):
+        raise _unreadable("a hash field or value that is not a string")
+    return dict(zip(answer[::2], answer[1::2], strict=True))
 
 
 def hgetall_many(url: str, keys: list[str], deadline: float) -> list[dict[str, str]]:

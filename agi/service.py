@@ -42,8 +42,9 @@ def handle_route(session: AgiSession, argv: list[str], config: Config | None = N
     """
     # Process AGI gets the extension on its command line too, which no caller-controlled
     # text can forge; the environment (all FastAGI has) is protected by the dialplan.
-    ext = (argv[0] if argv else "") or session.argument(1) or session.env.get(
-        "agi_extension", "")
+    # Never agi_extension: the dialplan runs us inside a Gosub, where it is `s`, so a
+    # request without the argument would route extension "s". It is INVALID instead.
+    ext = argv[0] if argv else session.argument(1)
     try:
         if config is None:
             config = load()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -98,6 +100,79 @@ def split_command_lines(data: bytes) -> list[bytes]:
     return lines
 
 
+# The AGI environment of a real call, as the test PBX sends it (tests/e2e/
+# test_agi_environment.py records one in each AGI mode and compares it with this). The
+# dialplan runs the agent inside a Gosub, so the channel is at extension `s` of
+# `callroute-inbound`: the extension being routed arrives only as the AGI argument.
+INBOUND_CONTEXT = "callroute-inbound"
+INBOUND_EXTENSION = "s"
+INBOUND_PRIORITY = "35"  # of the AGI() line; moves when callroute-inbound does
+CHANNEL = "PJSIP/inbound-00000001"
+CALLER = "+33611111111"  # the e2e caller (tests/harness/calls.py)
+CALLER_NAME = "Caller"
+
+
+def agi_environment(request: str, args: Sequence[str], *, dnid: str,
+                    network_script: str | None = None) -> dict[str, str]:
+    """What Asterisk sends before the first command, in its order (res_agi.c
+    setup_env(); FastAGI first sends agi_network and agi_network_script)."""
+    network = {} if network_script is None else {
+        "agi_network": "yes", "agi_network_script": network_script}
+    return {
+        **network,
+        "agi_request": request,
+        "agi_channel": CHANNEL,
+        "agi_language": "en",
+        "agi_type": "PJSIP",
+        "agi_uniqueid": "1700000000.1",
+        "agi_version": "22.10.1",
+        "agi_callerid": CALLER,
+        "agi_calleridname": CALLER_NAME,
+        "agi_callingpres": "0",
+        "agi_callingani2": "0",
+        "agi_callington": "0",
+        "agi_callingtns": "0",
+        "agi_dnid": dnid,
+        "agi_rdnis": "unknown",
+        "agi_context": INBOUND_CONTEXT,
+        "agi_extension": INBOUND_EXTENSION,
+        "agi_priority": INBOUND_PRIORITY,
+        "agi_enhanced": "0.0",
+        "agi_accountcode": "",
+        "agi_threadid": "140000000000",
+        **{f"agi_arg_{n}": arg for n, arg in enumerate(args, start=1)},
+    }
+
+
+def fastagi_request(port: int, script: str, args: Sequence[str], dnid: str = "1001") -> bytes:
+    """The bytes Asterisk sends on connecting for `AGI(agi://127.0.0.1:PORT/SCRIPT,ARGS)`."""
+    env = agi_environment(f"agi://127.0.0.1:{port}/{script}", args, dnid=dnid,
+                          network_script=script)
+    return "".join(f"{key}: {value}\n" for key, value in env.items()).encode() + b"\n"
+
+
+def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001",),
+                timeout: float = 5.0) -> list[list[str]]:
+    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        stream = sock.makefile("rwb")
+        stream.write(fastagi_request(port, script, args))
+        stream.flush()
+        commands = []
+        while line := stream.readline():
+            commands.append(parse_args(line.decode().rstrip("\n")))
+            stream.write(b"200 result=1\n")
+            stream.flush()
+        return commands
+
+
+def command_words(command: str) -> list[str]:
+    """The words Asterisk reads from one command the agent sends, which must be ONE line."""
+    lines = split_command_lines((command + "\n").encode())
+    assert len(lines) == 1, f"{command!r} is read as {len(lines)} commands"
+    return parse_args(lines[0].decode())
+
+
 @dataclass
 class AgiRun:
     """What one AGI session did, as Asterisk saw it."""
@@ -150,27 +225,9 @@ class FakeAsterisk:
     close_output_after: int | None = None
     extra_agi_env: dict[str, str] = field(default_factory=dict)
 
-    def agi_environment(self, ext: str) -> list[str]:
-        env = {
-            "agi_request": str(self.executable),
-            "agi_channel": "PJSIP/carrier-00000001",
-            "agi_language": "en",
-            "agi_type": "PJSIP",
-            "agi_uniqueid": "1700000000.1",
-            "agi_version": "22.10.0",
-            "agi_callerid": "+33698765432",
-            "agi_calleridname": "Caller",
-            "agi_dnid": ext,
-            "agi_context": "callroute-in",
-            "agi_extension": ext,
-            "agi_priority": "2",
-            "agi_enhanced": "0.0",
-            "agi_accountcode": "",
-            "agi_threadid": "140000000000",
-            "agi_arg_1": ext,
-            **self.extra_agi_env,
-        }
-        return [f"{key}: {value}" for key, value in env.items()]
+    def agi_environment(self, ext: str, argv: list[str] | None = None) -> list[str]:
+        env = agi_environment(str(self.executable), [ext] if argv is None else argv, dnid=ext)
+        return [f"{key}: {value}" for key, value in (env | self.extra_agi_env).items()]
 
     def run(self, ext: str, argv: list[str] | None = None) -> AgiRun:
         argv = [ext] if argv is None else argv
@@ -190,7 +247,7 @@ class FakeAsterisk:
         drain = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()))
         drain.start()
         try:
-            commands, raw, status_at = self._converse(proc, ext, started)
+            commands, raw, status_at = self._converse(proc, ext, argv, started)
             proc.wait()
         finally:
             watchdog.cancel()
@@ -205,12 +262,12 @@ class FakeAsterisk:
                       elapsed=time.monotonic() - started, status_at=status_at,
                       timed_out=timed_out.is_set())
 
-    def _converse(self, proc: subprocess.Popen, ext: str,
+    def _converse(self, proc: subprocess.Popen, ext: str, argv: list[str],
                   started: float) -> tuple[list[list[str]], list[str], float | None]:
         commands: list[list[str]] = []
         raw: list[str] = []
         status_at: float | None = None
-        environment = "".join(line + "\n" for line in self.agi_environment(ext)) + "\n"
+        environment = "".join(line + "\n" for line in self.agi_environment(ext, argv)) + "\n"
         if not _write(proc, environment):
             return commands, raw, status_at
         pending = b""

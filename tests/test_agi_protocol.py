@@ -119,7 +119,7 @@ def test_unknown_extension_rings_default_device(redis_client: redis.Redis,
 
 def test_extension_from_agi_arg_when_no_argv(office: redis.Redis,
                                              fake_asterisk: Fake) -> None:
-    run = fake_asterisk().run("1001", argv=[])
+    run = fake_asterisk(extra_agi_env={"agi_arg_1": "1001"}).run("1001", argv=[])
     assert_clean(run, verbose=False)
     assert run.variables()[v.DIAL] == "PJSIP/1001"
 

@@ -1,4 +1,4 @@
-"""CLI parsing: the exact command syntax of the issue, and one-line errors with exit 2.
+"""CLI parsing: the documented command syntax, and one-line errors with exit 2.
 
 Parsing is checked without Redis: a bad command line must be refused before any
 connection is attempted (the store is never even configured in these tests).

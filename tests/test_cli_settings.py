@@ -1,4 +1,4 @@
-"""Issue #6 settings through the CLI, against a real redis-server: conditional forwarding,
+"""Call settings through the CLI, against a real redis-server: conditional forwarding,
 per-device settings, externals during calls, confirmation settings, caller-ID fallback,
 hops to another extension's DID and the company's DID map.
 

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -19,28 +18,11 @@ import redis
 
 from agi import variables as v
 from agi.fastagi import FastAgiServer
-from tests.fake_asterisk import console_script, parse_args
+from tests.fake_asterisk import agi_session, console_script, parse_args
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001",),
-                timeout: float = 5.0) -> list[list[str]]:
-    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
-    arguments = "".join(f"agi_arg_{n}: {arg}\n" for n, arg in enumerate(args, start=1))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        stream = sock.makefile("rwb")
-        stream.write((f"agi_network: yes\nagi_network_script: {script}\n"
-                      f"agi_request: agi://127.0.0.1:{port}/{script}\n{arguments}\n").encode())
-        stream.flush()
-        commands = []
-        while line := stream.readline():
-            commands.append(parse_args(line.decode().rstrip("\n")))
-            stream.write(b"200 result=1\n")
-            stream.flush()
-        return commands
 
 
 def variables(commands: list[list[str]]) -> dict[str, str]:
@@ -187,28 +169,6 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def test_a_store_sending_garbage_falls_back_without_a_traceback(serve, caplog):
-    garbage = socket.create_server(("127.0.0.1", 0))
-
-    def answer() -> None:
-        conn, _ = garbage.accept()
-        conn.recv(4096)
-        conn.sendall(b"*not-a-number\r\n")
-        conn.close()
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    try:
-        server = serve(f"redis://127.0.0.1:{garbage.getsockname()[1]}/0")
-        found = variables(agi_session(server.address[1]))
-        assert found[v.STATUS] == v.STATUS_FALLBACK
-        assert "unreadable reply" in found[v.REASON]
-        assert not any(record.exc_info for record in caplog.records)
-    finally:
-        thread.join(5)
-        garbage.close()
 
 
 def test_refusals_are_logged_at_most_once_a_second(caplog):

@@ -255,7 +255,7 @@ def test_everything_at_once(agent: Agent) -> None:
 
 def test_a_redis_error_reply_still_ends_the_session_at_once(agent: Agent) -> None:
     """`callroute:ext:1002` holds a string: HGETALL answers WRONGTYPE. The call falls back,
-    and the server closes the session at once (it used to wait for Python's GC)."""
+    and the server closes the session at once, without waiting for Python's GC."""
     for _ in range(5):
         found, elapsed = route(agent.port, ext="1002")
         assert found[v.STATUS] == v.STATUS_FALLBACK

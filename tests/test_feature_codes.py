@@ -20,9 +20,8 @@ import redis
 
 from agi import variables as v
 from agi.store import ADMIN_TIMEOUT_S
-from tests.fake_asterisk import AgiRun, FakeAsterisk, console_script
+from tests.fake_asterisk import AgiRun, FakeAsterisk, agi_session, console_script
 from tests.harness.redis_server import RedisServer
-from tests.test_fastagi import agi_session
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult

@@ -7,27 +7,20 @@ res_agi.c does and require exactly one line of exactly four words.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from unittest.mock import Mock
-
 import pytest
-from pytest_mock import MockerFixture
 
 from agi import variables as v
-from agi.config import Config
 from agi.protocol import (
     MAX_QUOTED_BYTES,
     MAX_VALUE_LENGTH,
     AgiProtocolError,
-    AgiSession,
     ChannelHungUp,
     parse_env_line,
     parse_result,
     set_variable_command,
     verbose_command,
 )
-from agi.service import apply_route, handle_route
-from tests.fake_asterisk import AGI_BUF_LEN, parse_args, split_command_lines
+from tests.fake_asterisk import AGI_BUF_LEN, command_words, parse_args, split_command_lines
 
 INJECTION = 'x"\nEXEC Dial "PJSIP/itsp/00881'
 
@@ -54,18 +47,12 @@ HOSTILE_VALUES = [
 ]
 
 
-def _words(command: str) -> list[str]:
-    lines = split_command_lines((command + "\n").encode())
-    assert len(lines) == 1, f"{command!r} is read as {len(lines)} commands"
-    return parse_args(lines[0].decode())
-
-
 @pytest.mark.parametrize(("value", "expected"), [case[1:] for case in HOSTILE_VALUES],
                          ids=[case[0] for case in HOSTILE_VALUES])
-def test_set_variable_is_one_command_of_four_words(value: str, expected: str) -> None:
+def test_set_variable_is_one_command_of_fourcommand_words(value: str, expected: str) -> None:
     command = set_variable_command(v.DIAL, value)
     assert "\n" not in command and "\r" not in command
-    assert _words(command) == ["SET", "VARIABLE", v.DIAL, expected]
+    assert command_words(command) == ["SET", "VARIABLE", v.DIAL, expected]
 
 
 @pytest.mark.parametrize("value", ['"' * 1024, "\\" * 1024, "\ufffd" * 1024,
@@ -75,7 +62,7 @@ def test_huge_value_never_overflows_asterisks_line_buffer(value: str) -> None:
     """res_agi.c reads 2047 bytes per line: a longer command's tail becomes a new command."""
     command = set_variable_command(v.REASON, value)
     assert len(command.encode()) + 1 <= AGI_BUF_LEN - 1
-    words = _words(command)
+    words = command_words(command)
     assert words[:3] == ["SET", "VARIABLE", v.REASON]
     assert len(words) == 4
     assert value.startswith(words[3])
@@ -83,7 +70,7 @@ def test_huge_value_never_overflows_asterisks_line_buffer(value: str) -> None:
 
 
 def test_long_quotes_are_cut_to_the_byte_budget() -> None:
-    words = _words(set_variable_command(v.REASON, '"' * 1024))
+    words = command_words(set_variable_command(v.REASON, '"' * 1024))
     assert words[3] == '"' * (MAX_QUOTED_BYTES // 2)
 
 
@@ -95,11 +82,11 @@ def test_bad_variable_names_are_refused(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["A", "__CALLROUTE_X", "_a1", "A" * 64])
 def test_good_variable_names_pass(name: str) -> None:
-    assert _words(set_variable_command(name, "1")) == ["SET", "VARIABLE", name, "1"]
+    assert command_words(set_variable_command(name, "1")) == ["SET", "VARIABLE", name, "1"]
 
 
-def test_verbose_is_one_command_of_three_words() -> None:
-    assert _words(verbose_command(INJECTION, 1)) == [
+def test_verbose_is_one_command_of_threecommand_words() -> None:
+    assert command_words(verbose_command(INJECTION, 1)) == [
         "VERBOSE", 'x"EXEC Dial "PJSIP/itsp/00881', "1"]
 
 
@@ -151,73 +138,3 @@ def test_parse_env_line() -> None:
     assert parse_env_line("agi_callerid: +33 6 12\n") == ("agi_callerid", "+33 6 12")
     assert parse_env_line("agi_request: agi://h:4573/x\n") == ("agi_request", "agi://h:4573/x")
     assert parse_env_line("\n") is None
-
-
-# ---- the session logic, on a mocked channel (pytest-mock is for the AGI channel only) ------
-
-class _ScriptedSession(AgiSession):
-    """An AgiSession whose wire is a mock: records command lines, replies as scripted."""
-
-    def __init__(self, exchange: object, ext: str = "1001"):
-        self.env = {"agi_arg_1": ext, "agi_extension": "s"}
-        self._exchange = exchange  # type: ignore[method-assign,assignment]
-
-
-def _sent(exchange: Mock) -> list[list[str]]:
-    return [_words(call.args[0]) for call in exchange.call_args_list]
-
-
-def test_unreachable_store_sets_fallback_then_logs_once(
-        mocker: MockerFixture, config_env: Callable[..., dict[str, str]],
-        closed_port: int) -> None:
-    from agi.config import load
-
-    config = load(config_env(redis_url=f"redis://127.0.0.1:{closed_port}/0"))
-    exchange = mocker.Mock(return_value="200 result=1\n")
-    route = handle_route(_ScriptedSession(exchange), [], config)
-    assert route is not None
-    assert (route.status, route.dial) == (v.STATUS_FALLBACK, "PJSIP/1001")
-    sent = _sent(exchange)
-    assert [w[2] for w in sent[:-1]] == [name for name, _ in route.variables()]
-    assert sent[-2] == ["SET", "VARIABLE", v.STATUS, v.STATUS_FALLBACK]
-    assert sent[-1][0] == "VERBOSE"
-    assert len(sent) == len(route.variables()) + 1
-
-
-def test_hangup_mid_session_stops_sending(mocker: MockerFixture, fr_config: Config) -> None:
-    exchange = mocker.Mock(side_effect=["200 result=1\n", "HANGUP\n", "200 result=1\n"])
-    assert handle_route(_ScriptedSession(exchange, "bad&ext"), [], fr_config) is None
-    assert exchange.call_count == 2
-
-
-def test_refused_command_is_logged_not_raised(mocker: MockerFixture, fr_config: Config) -> None:
-    exchange = mocker.Mock(side_effect=["510 Invalid or unknown command\n", "200 result=1\n"])
-    assert handle_route(_ScriptedSession(exchange, "bad&ext"), [], fr_config) is None
-    last = _sent(exchange)[-1]
-    assert last == ["VERBOSE", "callroute: Asterisk refused a command: "
-                    "510 Invalid or unknown command", "1"]
-
-
-def test_config_error_is_logged_not_raised(mocker: MockerFixture,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLROUTE_COUNTRY", "XX")
-    exchange = mocker.Mock(return_value="200 result=1\n")
-    assert handle_route(_ScriptedSession(exchange), []) is None
-    sent = _sent(exchange)
-    assert len(sent) == 1
-    assert sent[0][0] == "VERBOSE"
-    assert sent[0][1].startswith("callroute: configuration error: CALLROUTE_COUNTRY 'XX'")
-
-
-def test_apply_route_sets_status_last_and_logs_nothing_when_ok(
-        mocker: MockerFixture, fr_config: Config) -> None:
-    from agi.routing import decide
-
-    exchange = mocker.Mock(return_value="200 result=1\n")
-    route = decide("1001", {"devices": '["PJSIP/1001"]'}, {}, fr_config)
-    apply_route(_ScriptedSession(exchange), "1001", route)
-    sent = _sent(exchange)
-    # Only what this decision needs (one round trip each), STATUS last.
-    assert [(w[2], w[3]) for w in sent] == [
-        (v.MODE, v.MODE_RING), (v.DIAL, "PJSIP/1001"), (v.MAILBOX, "1001@default"),
-        (v.STATUS, v.STATUS_OK)]

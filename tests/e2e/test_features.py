@@ -1,4 +1,4 @@
-"""Issue #6 on the real PBX: conditional forwarding, per-device settings, feature
+"""Forwarding features on the real PBX: conditional forwarding, per-device settings, feature
 codes, smarter confirmation, caller ID that carriers accept, and loop safety.
 
 Like test_calls.py, every assertion is on what a SIPp peer received, how its dialog
