@@ -9,7 +9,9 @@ that is not a language code is never sent to the dialplan.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -189,3 +191,20 @@ def test_corrupt_stored_language_is_shown_as_ignored(run_cli: Cli,
     info = json.loads(run_cli("ext", "show", EXT, "--json").out)
     assert info["corrupt"] == [{"field": "company language", "stored": "x;y", "used": ""}]
     assert info["language"] == {"own": None, "used": ""}
+
+
+# ---- the dialplan's own check --------------------------------------------------------------
+
+def test_the_dialplan_checks_the_same_codes_and_applies_them_where_documented() -> None:
+    """[callroute-language] re-checks the value with the agent's own expression (a drift
+    here would let the dialplan refuse what the admin layer accepts, or the reverse),
+    and is called on the answered external leg and before voicemail."""
+    conf = (Path(__file__).resolve().parents[1] / "dialplan" / "callroute.conf").read_text()
+    contexts = dict(re.findall(r"^\[([\w-]+)\]\n(.*?)(?=^\[|\Z)", conf, re.M | re.S))
+    [pattern] = re.findall(r'REGEX\("\^(.*?)\$"', contexts["callroute-language"])
+    assert pattern == f._LANGUAGE.pattern
+    assert "Set(CHANNEL(language)=${ARG1})" in contexts["callroute-language"]
+    for context, variable in (("callroute-confirm", "CALLROUTE_LEG_LANGUAGE"),
+                              ("callroute-voicemail", "CALLROUTE_LANGUAGE")):
+        assert f"Gosub(callroute-language,s,1(${{{variable}}}))" in contexts[context]
+    assert "Set(__CALLROUTE_LEG_LANGUAGE=${CALLROUTE_LANGUAGE})" in contexts["callroute-inbound"]
