@@ -21,7 +21,7 @@ from agi.config import ConfigError, load
 from agi.store import AdminStore, StoreError
 
 EXIT_OK, EXIT_STORE, EXIT_INVALID = 0, 1, 2
-# Given to a --confirm-* option, removes the extension's own setting.
+# Given to a --confirm-* or --language option, removes the extension's own setting.
 DEFAULT_WORD = "default"
 # The CLI's own sentence for refusals that concern how an option is spelt here.
 _WORDING = {
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--confirm-prompt", metavar="SOUND", type=_setting(_early(checks.sound)),
                      help=f"the 'press 1' sound, e.g. custom/press-1 ('{DEFAULT_WORD}': the "
                           "dialplan's)")
+    add.add_argument("--language", metavar="CODE", type=_setting(_early(checks.language)),
+                     help="language of the prompts on this extension's external phones and "
+                          f"voicemail, e.g. fr or fr_FR ('{DEFAULT_WORD}': the company's)")
     ext.add_parser("remove", help="delete an extension").add_argument("ext")
     show = ext.add_parser("show", help="show one extension")
     show.add_argument("ext")
@@ -138,9 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     company = top.add_parser("company", help="company settings").add_subparsers(
         dest="action", required=True)
-    cset = company.add_parser("set", help="set the company number")
-    cset.add_argument("number")
+    cset = company.add_parser("set", help="set the company number, name or language")
+    cset.add_argument("number", nargs="?")
     cset.add_argument("--name")
+    cset.add_argument("--language", metavar="CODE", type=_setting(_early(checks.language)),
+                      help="language of the prompts of every extension without its own, e.g. "
+                           f"fr or fr_FR ('{DEFAULT_WORD}': the PBX's own)")
 
     audit = top.add_parser("audit", help="who changed what, newest first")
     audit.add_argument("--ext", help="only the changes of this extension")
@@ -165,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
+        if args.group == "company" and (args.number, args.name, args.language) == (None,) * 3:
+            raise UsageError("company set needs the company number, --name or --language "
+                             "(see 'callroute company set --help')")
         config = load()
         COMMANDS[(args.group, args.action)](args, config, AdminStore(config))
     except (UsageError, ConfigError) as exc:

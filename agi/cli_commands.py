@@ -50,6 +50,13 @@ def _device_words(device: dict) -> str:
     return f"{device['number']} ({', '.join(details)})" if details else device["number"]
 
 
+def _language_words(language: dict) -> str:
+    if language["own"] is not None:
+        return f"{language['own']} (this extension's)"
+    return f"{language['used']} (the company's)" if language["used"] \
+        else "the PBX's own (none set)"
+
+
 def _print_ext(info: dict) -> None:
     fwd = info["forward"]
     state = "on" if fwd["enabled"] else "off"
@@ -77,6 +84,7 @@ def _print_ext(info: dict) -> None:
     print(f"  press 1 prompt:   {', '.join(asked) or 'dialplan defaults'}")
     print(f"  mailbox:          {info['mailbox']}")
     print(f"  DID:              {info['did'] or '(none)'}")
+    print(f"  language:         {_language_words(info['language'])}")
     if info["problems"]:
         print(f"  WARNING:          stored data is corrupt: {info['problems']}")
     for entry in info["corrupt"]:
@@ -93,7 +101,7 @@ def cmd_ext_add(args: argparse.Namespace, config: Config, store: AdminStore) -> 
         did=args.did or UNSET, externals_during_calls=_given(args.externals_during_calls),
         confirm_tries=_int(_confirm(args.confirm_tries)),
         confirm_timeout=_int(_confirm(args.confirm_timeout)),
-        confirm_prompt=_confirm(args.confirm_prompt))
+        confirm_prompt=_confirm(args.confirm_prompt), language=_confirm(args.language))
     view = admin.put_extension(store, config, args.ext, changes, actor())
     print(f"extension {args.ext} {'added' if view.created else 'updated'}")
 
@@ -168,9 +176,14 @@ def cmd_device_remove(args: argparse.Namespace, config: Config, store: AdminStor
 
 
 def cmd_company_set(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
-    company = admin.set_company(store, config, caller_id=args.number,
-                                name=_given(args.name), actor=actor())
-    print(f"company number set to {company.caller_id}")
+    company = admin.set_company(store, config, caller_id=_given(args.number),
+                                name=_given(args.name), language=_confirm(args.language),
+                                actor=actor())
+    if args.number is not None:
+        print(f"company number set to {company.caller_id}")
+    if args.language is not None:
+        language = company.language or "none (the PBX's own)"
+        print(f"company language set to {language}")
 
 
 def cmd_audit(args: argparse.Namespace, config: Config, store: AdminStore) -> None:

@@ -31,6 +31,12 @@ CONFIRM_TIMEOUT = (1, 30)
 _SOUND = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 SOUND_MAX = 64
 
+# A language code as Asterisk names its sound directories: ISO 639 (2 or 3 lowercase
+# letters), optionally "_" and a country (fr, en, es, fr_FR, pt_BR). Nothing else: the
+# value becomes CHANNEL(language), a directory under sounds/, so no "/", "." or
+# dialplan syntax may reach it.
+_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+
 # Keys of an external device stored in object form.
 D_NUMBER = "number"
 D_KEYPRESS = "require_keypress"
@@ -66,6 +72,10 @@ def integer(raw: str, bounds: tuple[int, int]) -> int | None:
 
 def is_sound(raw: str) -> bool:
     return len(raw) <= SOUND_MAX and _SOUND.fullmatch(raw) is not None
+
+
+def is_language(raw: str) -> bool:
+    return _LANGUAGE.fullmatch(raw) is not None
 
 
 def json_list(raw: str) -> list | None:

@@ -11,7 +11,7 @@ from agi import schema as s
 from agi import variables as v
 from agi.config import Config
 from agi.guard import is_extension
-from agi.settings import DESK, Leg, Settings, read_settings
+from agi.settings import COMPANY_LANGUAGE, DESK, Leg, Settings, company_language, read_settings
 
 # forward_when condition -> the DIALSTATUS of the first Dial() that triggers it.
 _DIALSTATUS = {f.WHEN_OFFLINE: v.DIALSTATUS_OFFLINE, f.WHEN_BUSY: v.DIALSTATUS_BUSY,
@@ -26,16 +26,17 @@ class Route:
     """
 
     __slots__ = ("ask_prompt", "ask_timeout", "ask_tries", "callerid", "callerid_retry",
-                 "confirm", "desk_legs", "desks", "dial", "diversion", "forwarding", "legs",
-                 "mailbox", "mode", "next_dial", "next_legs", "next_on", "reason", "ringtime",
-                 "status", "target", "trunk")
+                 "confirm", "desk_legs", "desks", "dial", "diversion", "forwarding", "language",
+                 "legs", "mailbox", "mode", "next_dial", "next_legs", "next_on", "reason",
+                 "ringtime", "status", "target", "trunk")
 
     def __init__(self, *, status: str, mode: str, legs: tuple[Leg, ...] = (),
                  target: str = "", confirm: bool = False, callerid: str = "",
                  diversion: str = "", mailbox: str = "", reason: str = "", trunk: str = "",
                  ringtime: str = "", next_legs: tuple[Leg, ...] = (), next_on: str = "",
                  desk_legs: tuple[Leg, ...] = (), ask_tries: str = "", ask_timeout: str = "",
-                 ask_prompt: str = "", callerid_retry: str = "", forwarding: bool = False):
+                 ask_prompt: str = "", callerid_retry: str = "", forwarding: bool = False,
+                 language: str = ""):
         self.status = status
         self.mode = mode
         self.legs = legs  # the first Dial()
@@ -58,12 +59,13 @@ class Route:
         self.ask_prompt = ask_prompt
         self.callerid_retry = callerid_retry
         self.forwarding = forwarding
+        self.language = language
 
     def variables(self) -> list[tuple[str, str]]:
         """The (name, value) pairs the agent sets, in v.ALL's order: STATUS last.
 
         Only the non-empty ones: each SET VARIABLE is a round trip to Asterisk, and most
-        of the 19 are empty in a typical decision. A variable left out reads empty,
+        of the 20 are empty in a typical decision. A variable left out reads empty,
         because callroute-inbound clears them all on a channel that has already been
         through it once.
         """
@@ -86,6 +88,7 @@ class Route:
             v.ASK_PROMPT: self.ask_prompt,
             v.CALLERID_RETRY: self.callerid_retry,
             v.FORWARDING: "1" if self.forwarding else "",
+            v.LANGUAGE: self.language,
             v.STATUS: self.status,
         }
         return [(name, values[name]) for name in v.ALL if values[name]]
@@ -100,11 +103,13 @@ def invalid_extension(ext: str) -> Route:
                  reason=f"invalid extension {ext[:40]!r}")
 
 
-def _default_route(ext: str, config: Config, status: str, reason: str) -> Route:
+def _default_route(ext: str, config: Config, status: str, reason: str,
+                   language: str = "") -> Route:
     """Ring the extension's default device, then its mailbox in the configured context."""
     return Route(status=status, mode=v.MODE_RING,
                  legs=(Leg(DESK, device=config.default_device_for(ext)),),
-                 mailbox=s.mailbox(ext, config.voicemail_context), reason=reason)
+                 mailbox=s.mailbox(ext, config.voicemail_context), reason=reason,
+                 language=language)
 
 
 def fallback(ext: str, config: Config, reason: str) -> Route:
@@ -119,7 +124,12 @@ def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Co
     if not is_extension(ext):
         return invalid_extension(ext)
     if not fields:
-        return _default_route(ext, config, v.STATUS_OK, "unknown extension")
+        # Its voicemail still greets in the company's language.
+        language, corrupt = company_language(company)
+        if corrupt:
+            return _default_route(ext, config, v.STATUS_FALLBACK,
+                                  f"unknown extension; corrupt {COMPANY_LANGUAGE}")
+        return _default_route(ext, config, v.STATUS_OK, "unknown extension", language)
     return route_for(read_settings(ext, fields, company, config), config)
 
 
@@ -168,6 +178,7 @@ def route_for(st: Settings, config: Config) -> Route:
         callerid_retry=shown_company
         if st.caller_id == s.CALLER_ID_ORIGINAL_FALLBACK else "",
         forwarding=target_leg is not None,
+        language=st.language,
     )
 
 

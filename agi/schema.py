@@ -26,12 +26,15 @@ F_CONFIRM_TIMEOUT = "confirm_timeout"
 F_CONFIRM_PROMPT = "confirm_prompt"
 F_MAILBOX = "mailbox"
 F_DID = "did"
+# Language of the prompts callers and callees hear (overrides the company's).
+F_LANGUAGE = "language"
 # Written with every extension write: the schema version of the hash.
 F_SCHEMA = "schema"
 # Fields of the company hash.
 F_COMPANY_CALLER_ID = "caller_id"
 F_COMPANY_NAME = "name"
 F_COMPANY_DID_PREFIX = "did:"
+F_COMPANY_LANGUAGE = "language"  # the default of every extension
 
 # Values of forward_caller_id.
 CALLER_ID_ORIGINAL = "original"

@@ -21,6 +21,8 @@ OWN_NUMBER = "is the company's own number"
 CORRUPT_DID_MAP = "is a DID whose entry in the company's DID map is corrupt"
 # The company's caller_id as named in reasons and corrupt entries.
 COMPANY_CALLER_ID = "company caller_id"
+# The company's language, likewise.
+COMPANY_LANGUAGE = "company language"
 
 
 class Leg:
@@ -56,8 +58,8 @@ class Settings:
 
     __slots__ = ("after", "caller_id", "company_number", "confirm_prompt", "confirm_timeout",
                  "confirm_tries", "corrupt", "desks", "did", "externals",
-                 "externals_in_calls", "forward", "keypress", "mailbox", "problems",
-                 "target", "target_leg", "target_problem", "when")
+                 "externals_in_calls", "forward", "keypress", "language", "language_own",
+                 "mailbox", "problems", "target", "target_leg", "target_problem", "when")
 
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -78,6 +80,8 @@ class Settings:
         self.mailbox = ""
         self.did = ""
         self.company_number = ""
+        self.language = ""  # "" leaves the channel's own language
+        self.language_own: str | None = None  # the extension's valid override, if any
         self.target = ""  # the forward target, if one that may be used is stored
         self.target_leg: Leg | None = None
         self.target_problem = ""  # why the stored target can't be used ("" if it can)
@@ -138,7 +142,30 @@ def read_settings(ext: str, fields: dict[str, str], company: dict[str, str],
                      config)
     _externals(st, fields.get(s.F_EXTERNAL), places, code)
     _target(st, fields.get(s.F_FORWARD_TARGET), places, code)
+    st.language = _language(st, fields.get(s.F_LANGUAGE), company)
     return st
+
+
+def company_language(company: dict[str, str]) -> tuple[str, str]:
+    """(the company's language, "") or ("", its stored value when that is corrupt)."""
+    raw = company.get(s.F_COMPANY_LANGUAGE, "")
+    return (raw, "") if not raw or f.is_language(raw) else ("", raw)
+
+
+def _language(st: Settings, raw: str | None, company: dict[str, str]) -> str:
+    """The extension's own language, else the company's; a corrupt one is ignored.
+
+    The company's is reported only when this extension uses it: an override makes it
+    irrelevant to this extension's calls."""
+    default, corrupt = company_language(company)
+    if raw and f.is_language(raw):
+        st.language_own = raw
+        return raw
+    if raw:
+        st.bad(s.F_LANGUAGE, raw, default)
+    elif corrupt:
+        st.bad(COMPANY_LANGUAGE, corrupt, "")
+    return default
 
 
 class _Places:

@@ -199,10 +199,10 @@ class AdminStore:
 
         return self._call("update the extension", attempt)
 
-    def update_company(self, change: Callable[[dict[str, str]], dict[str, str]],
+    def update_company(self, change: Callable[[dict[str, str]], dict[str, str | None]],
                        audit: Audit | None = None) -> dict[str, str]:
-        """Set the company fields `change` returns, given the current hash; atomically,
-        with the audit record in the same MULTI. The new hash."""
+        """Set the company fields `change` returns (None: delete the field), given the
+        current hash; atomically, with the audit record in the same MULTI. The new hash."""
         key = company_key(self.prefix)
 
         def attempt() -> dict[str, str]:
@@ -211,13 +211,19 @@ class AdminStore:
                     try:
                         pipe.watch(key)
                         old = pipe.hgetall(key)
-                        fields = change(dict(old))
+                        changes = change(dict(old))
+                        new = {k: v for k, v in {**old, **changes}.items() if v is not None}
+                        kept = {k: v for k, v in changes.items() if v is not None}
+                        gone = [k for k, v in changes.items() if v is None and k in old]
                         pipe.multi()
-                        pipe.hset(key, mapping=fields)
+                        if kept:
+                            pipe.hset(key, mapping=kept)
+                        if gone:
+                            pipe.hdel(key, *gone)
                         if audit is not None:
-                            self._audit(pipe, audit(dict(old), {**old, **fields}))
+                            self._audit(pipe, audit(dict(old), new))
                         pipe.execute()
-                        return {**old, **fields}
+                        return new
                     except self._watch_error:
                         continue
 

@@ -31,13 +31,16 @@ CALLERID_RETRY = "CALLROUTE_CALLERID_RETRY"
 # "1" while forwarding is on with a usable target (published as a device state),
 # else empty.
 FORWARDING = "CALLROUTE_FORWARDING"
+# The language of the prompts on each external leg and before voicemail (fr, fr_FR);
+# empty leaves the channel's own language (docs/language.md).
+LANGUAGE = "CALLROUTE_LANGUAGE"
 
 # The order in which the agent sets them (only the non-empty ones). STATUS goes last,
 # so a dialplan that sees a STATUS knows every other variable of the same decision is
 # in place.
 ALL = (MODE, DIAL, TARGET, CONFIRM, CALLERID, DIVERSION, MAILBOX, TRUNK, REASON, RINGTIME,
        NEXT_DIAL, NEXT_ON, DESKS, ASK_TRIES, ASK_TIMEOUT, ASK_PROMPT, CALLERID_RETRY,
-       FORWARDING, STATUS)
+       FORWARDING, LANGUAGE, STATUS)
 
 STATUS_OK = "OK"
 STATUS_FALLBACK = "FALLBACK"

@@ -142,6 +142,12 @@ REFUSALS: list[tuple[str, W, str, str]] = [
     ("company-number", lambda s, c: admin.set_company(s, c, caller_id="+44 20 7946 0000",
                                                       actor=ADMIN),
      "international", "caller_id"),
+    ("language", lambda s, c: admin.put_extension(
+        s, c, "1001", ExtensionChanges(language="fr;Dial(PJSIP/x)"), ADMIN),
+     "invalid_language", "language"),
+    ("company-language", lambda s, c: admin.set_company(s, c, language="../../etc",
+                                                        actor=ADMIN),
+     "invalid_language", "language"),
     ("stale", lambda s, c: admin.update_extension(s, c, "1001", ExtensionChanges(),
                                                   ADMIN, if_match="0" * 16), "stale",
      "version"),

@@ -20,7 +20,7 @@ def parse(*argv: str) -> dict[str, object]:
 
 # Options of `ext add`, `forward on` and `device add` that default to "keep what is stored".
 EXT_ADD = {"externals_during_calls": None, "confirm_tries": None, "confirm_timeout": None,
-           "confirm_prompt": None}
+           "confirm_prompt": None, "language": None}
 FORWARD_ON = {"when": None, "after": None, "caller_id": None, "require_keypress": None}
 DEVICE_ADD = {"require_keypress": None, "delay": None, "ring": None}
 
@@ -37,12 +37,12 @@ DEVICE_ADD = {"require_keypress": None, "delay": None, "ring": None}
       "--confirm-timeout", "08", "--confirm-prompt", "custom/press-1"],
      {"group": "ext", "action": "add", "ext": "1001", "device": None, "mailbox": None,
       "did": None, "externals_during_calls": False, "confirm_tries": "2",
-      "confirm_timeout": "8", "confirm_prompt": "custom/press-1"}),
+      "confirm_timeout": "8", "confirm_prompt": "custom/press-1", "language": None}),
     (["ext", "add", "1001", "--externals-during-calls", "--confirm-tries", "default",
       "--confirm-timeout", "default", "--confirm-prompt", "default"],
      {"group": "ext", "action": "add", "ext": "1001", "device": None, "mailbox": None,
       "did": None, "externals_during_calls": True, "confirm_tries": "",
-      "confirm_timeout": "", "confirm_prompt": ""}),
+      "confirm_timeout": "", "confirm_prompt": "", "language": None}),
     (["ext", "remove", "1001"], {"group": "ext", "action": "remove", "ext": "1001"}),
     (["ext", "show", "1001"], {"group": "ext", "action": "show", "ext": "1001", "json": False}),
     (["ext", "show", "1001", "--json"],
@@ -89,9 +89,21 @@ DEVICE_ADD = {"require_keypress": None, "delay": None, "ring": None}
     (["device", "remove", "1001", "0612345678"],
      {"group": "device", "action": "remove", "ext": "1001", "number": "0612345678"}),
     (["company", "set", "+33142685300"],
-     {"group": "company", "action": "set", "number": "+33142685300", "name": None}),
+     {"group": "company", "action": "set", "number": "+33142685300", "name": None,
+      "language": None}),
     (["company", "set", "+33142685300", "--name", "Acme SARL"],
-     {"group": "company", "action": "set", "number": "+33142685300", "name": "Acme SARL"}),
+     {"group": "company", "action": "set", "number": "+33142685300", "name": "Acme SARL",
+      "language": None}),
+    (["company", "set", "--language", "fr"],
+     {"group": "company", "action": "set", "number": None, "name": None, "language": "fr"}),
+    (["company", "set", "--language", "default"],
+     {"group": "company", "action": "set", "number": None, "name": None, "language": ""}),
+    (["ext", "add", "1001", "--language", "fr_FR"],
+     {"group": "ext", "action": "add", "ext": "1001", "device": None, "mailbox": None,
+      "did": None, **EXT_ADD, "language": "fr_FR"}),
+    (["ext", "add", "1001", "--language", "default"],
+     {"group": "ext", "action": "add", "ext": "1001", "device": None, "mailbox": None,
+      "did": None, **EXT_ADD, "language": ""}),
 ], ids=lambda argv: " ".join(argv) if isinstance(argv, list) else None)
 def test_commands_parse(argv: list[str], expected: dict[str, object]) -> None:
     assert parse(*argv) == expected
@@ -132,7 +144,6 @@ def test_keypress_is_a_boolean_optional_action() -> None:
     (["forward", "on", "1001", "0612345678", "--keypress"], "unrecognized arguments"),
     (["forward", "off"], "the following arguments are required: ext"),
     (["device", "add", "1001"], "the following arguments are required: number"),
-    (["company", "set"], "the following arguments are required: number"),
     (["ext", "show", "1001", "--yaml"], "unrecognized arguments: --yaml"),
     (["nonsense"], "invalid choice: 'nonsense'"),
     (["forward", "on", "1001", "0612345678", "--when", "always,busy"],
@@ -170,6 +181,12 @@ def test_keypress_is_a_boolean_optional_action() -> None:
      "argument --confirm-prompt: 'press1.gsm' is not a sound name"),
     (["ext", "add", "1001", "--confirm-prompt", "a" * 65], "is not a sound name"),
     (["ext", "add", "1001", "--confirm-prompt", 'x"\nEXEC Dial'], "is not a sound name"),
+    (["ext", "add", "1001", "--language", "french"],
+     "argument --language: 'french' is not a language code such as fr, en, es or fr_FR"),
+    (["ext", "add", "1001", "--language", "../../etc"], "is not a language code"),
+    (["ext", "add", "1001", "--language", "fr;Dial(PJSIP/x)"], "is not a language code"),
+    (["ext", "add", "1001", "--language", "FR"], "is not a language code"),
+    (["company", "set", "--language", "fr-FR"], "argument --language: 'fr-FR'"),
 ], ids=lambda argv: " ".join(argv) if isinstance(argv, list) else None)
 def test_bad_arguments_raise_usage_error(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -180,6 +197,7 @@ def test_bad_arguments_raise_usage_error(argv: list[str], message: str) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["forward", "on", "1001"],
+    ["company", "set"],
     ["ext", "list", "--csv"],
     ["forward", "on", "1001", "0612345678", "--caller-id", "x"],
 ], ids=" ".join)

@@ -295,7 +295,7 @@ def test_ext_show_text_with_every_setting(office: Cli) -> None:
                  ["forward", "on", "1001", "0612345678", "--when", "busy,noanswer", "--after",
                   "20", "--caller-id", "company"],
                  ["ext", "add", "1001", "--no-externals-during-calls", "--confirm-tries", "2",
-                  "--confirm-prompt", "custom/press-1"]):
+                  "--confirm-prompt", "custom/press-1", "--language", "fr_FR"]):
         ok(office, *argv)
     assert ok(office, "ext", "show", "1001").out.splitlines() == [
         "Extension 1001",
@@ -308,6 +308,7 @@ def test_ext_show_text_with_every_setting(office: Cli) -> None:
         "  press 1 prompt:   2 tries, sound custom/press-1",
         "  mailbox:          1001@default",
         f"  DID:              {DID}",
+        "  language:         fr_FR (this extension's)",
         f"  Calls ring PJSIP/1001, {MOBILE_2} (press 1, after 5 s) and {MOBILE_3} (for 25 s) "
         f"for 20 s (only the desk phones while one is in use), then {MOBILE} if nobody "
         f"answers or the phones are busy, showing {COMPANY_NUMBER}; unanswered calls go to "

@@ -102,7 +102,8 @@ def test_ext_show_json(populated: Cli) -> None:
                     "when": "always", "after": 20, "caller_id": "company",
                     "require_keypress": False},
         "confirm": {"tries": None, "timeout": None, "prompt": None},
-        "mailbox": "1001@default", "did": DID, "status": "OK", "problems": "",
+        "mailbox": "1001@default", "did": DID, "language": {"own": None, "used": ""},
+        "status": "OK", "problems": "",
         "behaviour": f"Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls "
                      "go to voicemail 1001@default.", "corrupt": []}
 
@@ -119,6 +120,7 @@ def test_ext_show_text(populated: Cli) -> None:
         "  press 1 prompt:   dialplan defaults",
         "  mailbox:          1001@default",
         f"  DID:              {DID}",
+        "  language:         the PBX's own (none set)",
         f"  Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls go to "
         "voicemail 1001@default.",
     ]

@@ -77,6 +77,14 @@ def sound(text: str, field: str = s.F_CONFIRM_PROMPT) -> str:
     return text
 
 
+def language(text: str) -> str:
+    if not f.is_language(text):
+        raise e.Refused.one(e.INVALID_LANGUAGE, s.F_LANGUAGE,
+                            f"{text[:40]!r} is not a language code such as fr, en, es or "
+                            "fr_FR")
+    return text
+
+
 def whole(value: int | str, bounds: tuple[int, int], field: str) -> int:
     """A whole number within `bounds`; text is read as ASCII digits only."""
     text = str(value).strip()

@@ -28,6 +28,7 @@ NO_TARGET = "no_target"
 AFTER_NEEDS_NOANSWER = "after_needs_noanswer"
 NOT_A_DEVICE = "not_a_device"
 INVALID_NAME = "invalid_name"
+INVALID_LANGUAGE = "invalid_language"
 CHANGED = "changed"
 STALE = "stale"
 

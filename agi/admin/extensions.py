@@ -9,7 +9,7 @@ from agi import schema as s
 from agi.admin import audit, checks
 from agi.admin import errors as e
 from agi.admin.inputs import UNSET, Actor, ExtensionChanges, Maybe, given
-from agi.admin.views import CompanyView, ExtensionView, extension_view
+from agi.admin.views import CompanyView, ExtensionView, company_view, extension_view
 from agi.admin.write import view_of, write
 from agi.config import Config
 from agi.store import AdminStore
@@ -107,6 +107,9 @@ def _checked(ext: str, changes: ExtensionChanges,
     if given(changes.confirm_prompt):
         values[s.F_CONFIRM_PROMPT] = None if changes.confirm_prompt is None \
             else checks.sound(changes.confirm_prompt)
+    if given(changes.language):
+        values[s.F_LANGUAGE] = None if changes.language is None \
+            else checks.language(changes.language)
     return values
 
 
@@ -119,22 +122,24 @@ def _flag(value: bool) -> str:
 
 
 def get_company(store: AdminStore, config: Config) -> CompanyView:
-    company = store.get_company()
-    return CompanyView(company.get(s.F_COMPANY_CALLER_ID, ""),
-                       company.get(s.F_COMPANY_NAME, ""))
+    return company_view(store.get_company())
 
 
 def set_company(store: AdminStore, config: Config, *, caller_id: Maybe[str] = UNSET,
-                name: Maybe[str] = UNSET, actor: Actor) -> CompanyView:
-    """The company's number (its caller ID) and name; the DID map is left alone."""
-    fields: dict[str, str] = {}
+                name: Maybe[str] = UNSET, language: Maybe[str | None] = UNSET,
+                actor: Actor) -> CompanyView:
+    """The company's number (its caller ID), name and language (None: none, the PBX's
+    own); the DID map is left alone."""
+    fields: dict[str, str | None] = {}
     if given(caller_id):
         fields[s.F_COMPANY_CALLER_ID] = checks.number(caller_id, config,
                                                       s.F_COMPANY_CALLER_ID, purpose="own")
     if given(name):
         fields[s.F_COMPANY_NAME] = checks.name(name)
+    if given(language):
+        fields[s.F_COMPANY_LANGUAGE] = None if language is None else checks.language(language)
     if not fields:
         return get_company(store, config)
     new = store.update_company(lambda old: fields, audit.recorder(actor, audit.COMPANY_SET, ""))
-    return CompanyView(new.get(s.F_COMPANY_CALLER_ID, ""), new.get(s.F_COMPANY_NAME, ""))
+    return company_view(new)
 

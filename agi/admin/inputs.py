@@ -34,6 +34,7 @@ class ExtensionChanges:
     confirm_tries: Maybe[int | None] = UNSET
     confirm_timeout: Maybe[int | None] = UNSET
     confirm_prompt: Maybe[str | None] = UNSET
+    language: Maybe[str | None] = UNSET  # None: the company's
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,12 @@ class ConfirmView:  # None: the dialplan's global applies
 
 
 @dataclass(frozen=True)
+class LanguageView:
+    own: str | None  # the extension's override; None: the company's
+    used: str  # what calls apply; "": the channel's own (the PBX's) language
+
+
+@dataclass(frozen=True)
 class Corrupt:
     field: str
     stored: object
@@ -69,6 +75,7 @@ class ExtensionView:
     confirm: ConfirmView
     mailbox: str
     did: str
+    language: LanguageView
     status: str
     problems: str  # the call's FALLBACK reason, "" when OK
     behaviour: str
@@ -92,6 +99,7 @@ class ExtensionView:
             "confirm": vars(self.confirm),
             "mailbox": self.mailbox,
             "did": self.did,
+            "language": vars(self.language),
             "status": self.status,
             "problems": self.problems,
             "behaviour": self.behaviour,
@@ -104,9 +112,16 @@ class ExtensionView:
 class CompanyView:
     caller_id: str
     name: str
+    language: str  # as stored ("": none); a corrupt one shows in each extension's view
 
     def to_json(self) -> dict:
-        return {"caller_id": self.caller_id, "name": self.name}
+        return {"caller_id": self.caller_id, "name": self.name, "language": self.language}
+
+
+def company_view(company: dict[str, str]) -> CompanyView:
+    return CompanyView(company.get(s.F_COMPANY_CALLER_ID, ""),
+                       company.get(s.F_COMPANY_NAME, ""),
+                       company.get(s.F_COMPANY_LANGUAGE, ""))
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ def extension_view(ext: str, fields: dict[str, str], company: dict[str, str],
         confirm=ConfirmView(st.confirm_tries, st.confirm_timeout, st.confirm_prompt),
         mailbox=st.mailbox,
         did=st.did,
+        language=LanguageView(st.language_own, st.language),
         status=route.status,
         problems=route.reason if route.status != v.STATUS_OK else "",
         behaviour=behaviour(route),

@@ -187,16 +187,40 @@ def test_hostile_value_in_every_field_rings_only_the_desk_phone(store, traced_ca
         "forward_require_keypress": "1" + payload,
         "mailbox": "1001@default" + payload,
         "did": appended(DIDS["1001"], payload),
+        "language": "fr" + payload,
     })
     store.hset("callroute:company", mapping={
         "caller_id": appended(COMPANY_NUMBER, payload),
         "name": payload,
+        "language": "fr" + payload,
     })
     traced = traced_call("1001", [desk("1001"), desk("1002"), desk("1003"), carrier()])
     assert not traced.result.rang("carrier"), traced.describe()
     assert_desk_1001_took_the_call(traced, others=("1002", "1003"))
     assert_only_allowed_dials(traced)
     assert_agent_spoke_clean_agi(traced, "FALLBACK")
+    assert "CALLROUTE_LANGUAGE" not in traced.log, traced.describe()
+
+
+@pytest.mark.parametrize("language", ["fr;Dial(PJSIP/1002)", "../../etc", "fr\nEXEC Dial"],
+                         ids=["dial", "path", "agi-command"])
+def test_hostile_language_never_reaches_the_channel(store, traced_call, language):
+    """A stored language (the extension's and the company's) that is not a language
+    code: the agent ignores it (FALLBACK), the external leg still asks and connects,
+    in the PBX's own language, and no CHANNEL(language) is ever set."""
+    store.hset("callroute:ext:1001", mapping={
+        "forward_enabled": "1", "forward_target": TARGET, "forward_require_keypress": "1",
+        "language": language})
+    store.hset("callroute:company", "language", language)
+    traced = traced_call("1001", [desk("1002"),
+                                  carrier("uas_answer_press", digit="1", press_after_ms="1500")])
+    assert traced.result.connected_to("carrier"), traced.describe()
+    assert_only_allowed_dials(traced, numbers=(TARGET,))
+    assert_agent_spoke_clean_agi(traced, "FALLBACK")
+    assert "CALLROUTE_LANGUAGE" not in traced.log, traced.describe()
+    assert "CHANNEL(language)" not in traced.log, traced.describe()
+    spoken = re.findall(r"Playing '[^']+' \(language '([^']*)'\)", traced.log)
+    assert spoken and set(spoken) == {"en"}, traced.describe()
 
 
 @pytest.mark.parametrize("payload", [

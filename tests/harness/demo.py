@@ -8,6 +8,7 @@ the demo always prints the whole table.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -122,13 +123,15 @@ def _row(step: Step, result: CallResult) -> list[str]:
     confirmed = "-" if not external else (
         "yes" if result.connected_to("carrier") else "no")
     voicemail = f"yes ({result.voicemail_greeting})" if result.voicemail_left() else "no"
-    return [step.title, rang_text, shown, confirmed, voicemail,
+    # The languages Asterisk played prompts in (it logs each file with its channel's).
+    spoken = sorted(set(re.findall(r"Playing '[^']+' \(language '([^']+)'\)", result.log)))
+    return [step.title, rang_text, shown, confirmed, voicemail, ", ".join(spoken) or "-",
             "yes" if step.expect(result) else "NO"]
 
 
 def _print_table(rows: list[list[str]]) -> None:
     header = ["scenario", "phones that rang", "caller ID shown", "confirmed",
-              "voicemail left", "as expected"]
+              "voicemail left", "prompts in", "as expected"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print(line)
@@ -139,15 +142,19 @@ def _print_table(rows: list[list[str]]) -> None:
     print(line)
 
 
-def run_demo(pbx: TestPBX, agi_mode: str) -> int:
+def run_demo(pbx: TestPBX, agi_mode: str, language: str | None = None) -> int:
+    """`language`: the company's (callroute company set --language) for every call."""
     status = pbx.up(agi_mode=agi_mode)
+    spoken = f", company language {language}" if language else ""
     print(f"\ncallroute demo: real calls through Asterisk 22 ({status['agi']} agent), "
-          f"caller {CALLER_NUMBER}, extension 1001\n", flush=True)
+          f"caller {CALLER_NUMBER}, extension 1001{spoken}\n", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="callroute-demo-") as tmp:
         for number, step in enumerate(STEPS, 1):
             print(f"[{number}/{len(STEPS)}] {step.title} ...", file=sys.stderr, flush=True)
             pbx.reset()
+            if language:
+                _cli(("company", "set", "--language", language))(pbx)
             step.setup(pbx)
             try:
                 result = place_call(pbx, Path(tmp) / f"step{number}", "1001", step.callees,

@@ -35,7 +35,7 @@ def cmd_down(pbx: TestPBX, args: argparse.Namespace) -> int:
 def cmd_demo(pbx: TestPBX, args: argparse.Namespace) -> int:
     from tests.harness.demo import run_demo
 
-    return run_demo(pbx, args.agi)
+    return run_demo(pbx, args.agi, args.language)
 
 
 def print_status(status: dict, as_json: bool) -> None:
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the PBX and place a call for every behaviour")
     demo.add_argument("--agi", choices=AGI_MODES, default="fastagi",
                       help="how Asterisk runs the agent (default: %(default)s)")
+    demo.add_argument("--language", metavar="CODE",
+                      help="the company's language for every call, e.g. fr (default: none, "
+                           "the PBX's English)")
     demo.set_defaults(func=cmd_demo)
 
     down = sub.add_parser("down", help="stop everything `up` started")
