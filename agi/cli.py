@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from agi import admin, routing
+from agi import accounts_cli, admin, routing
 from agi import fields as f
 from agi import variables as v
 from agi.admin import UsageError, check_ext, edit, normalise, reachable, require
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     cset = company.add_parser("set", help="set the company number")
     cset.add_argument("number")
     cset.add_argument("--name")
+    accounts_cli.add_parsers(top)
     return parser
 
 
@@ -462,6 +463,8 @@ COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Config, AdminStore
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.group in accounts_cli.GROUPS:
+            return accounts_cli.run(args)
         config = load()
         COMMANDS[(args.group, args.action)](args, config, AdminStore(config))
     except (UsageError, ConfigError, DidTaken) as exc:
