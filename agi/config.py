@@ -21,8 +21,14 @@ _KEYS = {
     "default_device": ("CALLROUTE_DEFAULT_DEVICE", "PJSIP/{ext}"),
     "timeout_ms": ("CALLROUTE_TIMEOUT_MS", "300"),
     "prefix": ("CALLROUTE_PREFIX", "callroute:"),
+    "voicemail_context": ("CALLROUTE_VOICEMAIL_CONTEXT", "default"),
+    "audit_max": ("CALLROUTE_AUDIT_MAX", "100000"),
 }
 _MAX_TIMEOUT_MS = 10_000
+# Bounds of the audit stream's length (records kept).
+_AUDIT_MAX = (100, 100_000_000)
+# A voicemail.conf context name: what a mailbox's "@context" part may be (agi.guard).
+_CONTEXT_MAX = 32
 
 
 class ConfigError(ValueError):
@@ -32,11 +38,12 @@ class ConfigError(ValueError):
 class Config:
     """Validated settings. Plain class with slots: dataclasses cost ~10 ms to import."""
 
-    __slots__ = ("calling_code", "country", "default_device", "prefix", "redis_url",
-                 "timeout_ms", "trunk_dial")
+    __slots__ = ("audit_max", "calling_code", "country", "default_device", "prefix",
+                 "redis_url", "timeout_ms", "trunk_dial", "voicemail_context")
 
     def __init__(self, *, redis_url: str, country: str, trunk_dial: str,
-                 default_device: str, timeout_ms: int, prefix: str):
+                 default_device: str, timeout_ms: int, prefix: str,
+                 voicemail_context: str, audit_max: int):
         self.redis_url = redis_url
         self.country = country
         self.calling_code = CALLING_CODES[country]
@@ -44,9 +51,8 @@ class Config:
         self.default_device = default_device
         self.timeout_ms = timeout_ms
         self.prefix = prefix
-
-    def trunk_for(self, number: str) -> str:
-        return self.trunk_dial.replace("{number}", number)
+        self.voicemail_context = voicemail_context
+        self.audit_max = audit_max
 
     def default_device_for(self, ext: str) -> str:
         return self.default_device.replace("{ext}", ext)
@@ -117,8 +123,19 @@ def _validate(values: dict[str, str]) -> Config:
     except RespError as exc:  # the message never quotes the URL (it may hold a password)
         raise ConfigError(f"CALLROUTE_REDIS_URL is malformed: {exc} (percent-encode a "
                           "password holding '/', '?', '#' or '@')") from None
+    context = values["voicemail_context"].strip()
+    if not (0 < len(context) <= _CONTEXT_MAX and context.isascii()
+            and context.replace("_", "").replace("-", "").isalnum()):
+        raise ConfigError(f"CALLROUTE_VOICEMAIL_CONTEXT must be a voicemail.conf context: 1 "
+                          f"to {_CONTEXT_MAX} letters, digits, '_' or '-'")
+    audit_max = values["audit_max"].strip()
+    if not (audit_max.isascii() and audit_max.isdigit()
+            and _AUDIT_MAX[0] <= int(audit_max) <= _AUDIT_MAX[1]):
+        raise ConfigError(f"CALLROUTE_AUDIT_MAX must be a whole number of records from "
+                          f"{_AUDIT_MAX[0]} to {_AUDIT_MAX[1]}")
     return Config(redis_url=url, country=country, trunk_dial=trunk, default_device=device,
-                  timeout_ms=timeout_ms, prefix=prefix)
+                  timeout_ms=timeout_ms, prefix=prefix, voicemail_context=context,
+                  audit_max=int(audit_max))
 
 
 def _has_dial_syntax(text: str) -> bool:

@@ -2,48 +2,24 @@
 
 The dialplan identifies the calling extension and runs
 AGI(callroute-feature,<action>,<ext>[,<digits>]), or agi://.../feature with the same
-arguments. The change is an admin write with exactly the CLI's rules and atomicity
-(agi/admin.py), so this path imports redis-py and phonenumbers, lazily; the routing
-path never does. The outcome is two channel variables, for the dialplan to announce.
+arguments. The change is an admin-layer write (agi.admin) with exactly the CLI's rules,
+atomicity and audit record, by the actor phone:<ext>. agi.admin, redis-py and
+phonenumbers are imported only when a request arrives; the routing path never imports
+them. The outcome is two channel variables, for the dialplan to announce.
 """
 
-from collections.abc import Callable
-
-from agi import admin, routing
 from agi import variables as v
 from agi.config import Config, ConfigError, load
 from agi.guard import is_extension
 from agi.protocol import AgiProtocolError, AgiSession, ChannelHungUp
-from agi.store import AdminStore, DidTaken, StoreError
 
 ACTION_ON = "on"
 ACTION_OFF = "off"
 ACTION_TOGGLE = "toggle"
+ACTIONS = (ACTION_ON, ACTION_OFF, ACTION_TOGGLE)
 # What a phone sends as a number: keypad digits, perhaps after a "+". Nothing else is
 # passed on, or echoed in a log line.
 _MAX_DIGITS = 20
-
-
-def turn_on(store: AdminStore, config: Config, ext: str, digits: str) -> str:
-    """Forward to the number dialled (national or +E.164); the target."""
-    new, _owner = admin.forward_on(store, config, ext, digits)
-    return new[routing.F_FORWARD_TARGET]
-
-
-def turn_off(store: AdminStore, config: Config, ext: str, digits: str) -> str:
-    """Stop forwarding, keeping the target for a later toggle; "" (nothing forwarded)."""
-    admin.forward_off(store, ext)
-    return ""
-
-
-def toggle(store: AdminStore, config: Config, ext: str, digits: str) -> str:
-    """Off if on, else on to the stored target; the target if now on, else ""."""
-    new = admin.forward_toggle(store, config, ext)
-    return new[routing.F_FORWARD_TARGET] if new[routing.F_FORWARD_ENABLED] == "1" else ""
-
-
-ACTIONS: dict[str, Callable[[AdminStore, Config, str, str], str]] = {
-    ACTION_ON: turn_on, ACTION_OFF: turn_off, ACTION_TOGGLE: toggle}
 
 
 def is_digits(text: str) -> bool:
@@ -59,19 +35,29 @@ def run(config: Config, action: str, ext: str, digits: str) -> tuple[str, str, s
         return v.FEATURE_REFUSED, "", "invalid extension"
     if action == ACTION_ON and not is_digits(digits):
         return v.FEATURE_REFUSED, "", "the digits dialled are not a phone number"
+    from agi import admin
+
     try:
-        store = AdminStore(config)
-    except StoreError as exc:
+        store = admin.AdminStore(config)
+    except admin.StoreError as exc:
         return v.FEATURE_ERROR, "", str(exc)
+    actor = admin.Actor(f"phone:{ext}")
     try:
-        target = ACTIONS[action](store, config, ext, digits)
-    except (admin.UsageError, DidTaken) as exc:
+        if action == ACTION_TOGGLE:
+            view = admin.toggle_forwarding(store, config, ext, actor)
+        else:
+            changes = admin.ForwardingChanges(enabled=True, target=digits) \
+                if action == ACTION_ON else admin.ForwardingChanges(enabled=False)
+            view = admin.set_forwarding(store, config, ext, changes, actor)
+    except admin.Refused as exc:
         return v.FEATURE_REFUSED, "", str(exc)
-    except StoreError as exc:
+    except admin.StoreError as exc:
         return v.FEATURE_ERROR, "", str(exc)
     finally:
         store.close()
-    return (v.FEATURE_ON, target, "") if target else (v.FEATURE_OFF, "", "")
+    if view.forward.enabled:
+        return v.FEATURE_ON, view.forward.target, ""
+    return v.FEATURE_OFF, "", ""
 
 
 def handle_feature(session: AgiSession, argv: list[str], config: Config | None = None) -> None:

@@ -1,11 +1,11 @@
 """Readers for the values stored in an extension's hash: untrusted text in, checked values out.
 
-The call path (routing) and the admin side (CLI display and edits) read a field through
-the same function, so `ext show` can never describe a value differently from how a call
-uses it; the CLI writes external devices back through ExternalDevice.stored(). A reader
-returns None for a value it can't accept; the caller decides what a corrupt value means
-and reports it. No I/O, and nothing heavier than json and re: this module is imported
-on every process-AGI call.
+The call path (agi.settings) reads every field through these functions, and the admin
+layer's views are built from what it read, so `ext show` can never describe a value
+differently from how a call uses it; the admin layer writes external devices back
+through ExternalDevice.stored(). A reader returns None for a value it can't accept;
+agi.settings decides what a corrupt value means and reports it. No I/O, and nothing
+heavier than json and re: this module is imported on every process-AGI call.
 """
 
 import json

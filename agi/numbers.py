@@ -19,8 +19,22 @@ _REFUSED_TYPES = {
 }
 
 
+# NumberRejected.code values: the admin layer's refusal codes for numbers.
+INVALID = "invalid_number"
+EMERGENCY = "emergency"
+SHORT_CODE = "short_code"
+INTERNATIONAL = "international"
+PREMIUM_RATE = "premium_rate"
+OWN_NUMBER = "own_number"
+
+
 class NumberRejected(ValueError):
-    """The number may not be stored; the message says why, in one line."""
+    """The number may not be stored; the message says why, in one line, and `code`
+    which rule refused it (one of the codes above)."""
+
+    def __init__(self, message: str, code: str = INVALID):
+        super().__init__(message)
+        self.code = code
 
 
 def normalise(raw: str, country: str, *, own_numbers: frozenset[str] = frozenset(),
@@ -42,7 +56,8 @@ def normalise(raw: str, country: str, *, own_numbers: frozenset[str] = frozenset
         raise NumberRejected(f"{shown} contains characters that are not part of a number")
     if shortnumberinfo.is_emergency_number(text, country) or (
             shortnumberinfo.connects_to_emergency_number(text, country)):
-        raise NumberRejected(f"{shown} is an emergency number; it can't be used")
+        raise NumberRejected(f"{shown} is an emergency number; it can't be used",
+                             EMERGENCY)
     try:
         number = phonenumbers.parse(text, country)
     except phonenumbers.NumberParseException:
@@ -50,7 +65,7 @@ def normalise(raw: str, country: str, *, own_numbers: frozenset[str] = frozenset
     if number.extension:
         raise NumberRejected(f"{shown} has an extension part; give the number alone")
     if shortnumberinfo.is_valid_short_number(number):
-        raise NumberRejected(f"{shown} is a short code; give a full number")
+        raise NumberRejected(f"{shown} is a short code; give a full number", SHORT_CODE)
     if not phonenumbers.is_valid_number(number):
         raise NumberRejected(f"{shown} is not a valid number")
     home_code = phonenumbers.country_code_for_region(country)
@@ -58,13 +73,14 @@ def normalise(raw: str, country: str, *, own_numbers: frozenset[str] = frozenset
     if number.country_code != home_code or region != country:
         where = region or f"+{number.country_code}"
         raise NumberRejected(f"{shown} is a number in {where}; only numbers in {country} "
-                             "are allowed (no international forwarding)")
+                             "are allowed (no international forwarding)", INTERNATIONAL)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if purpose == "target":
         kind = phonenumbers.number_type(number)
         if kind in _REFUSED_TYPES:
-            raise NumberRejected(f"{shown} is {_REFUSED_TYPES[kind]}; it can't be dialled")
+            raise NumberRejected(f"{shown} is {_REFUSED_TYPES[kind]}; it can't be dialled",
+                                 PREMIUM_RATE)
         if e164 in own_numbers:
             raise NumberRejected(f"{shown} is one of the company's own numbers; forwarding "
-                                 "to it would loop through the public network")
+                                 "to it would loop through the public network", OWN_NUMBER)
     return e164

@@ -1,20 +1,29 @@
-"""Redis keys, the one-round-trip read for a call, and the admin writes.
+"""The one-round-trip read for a call, and the admin side's reads and atomic writes.
 
-Schema (public contract, see README): `<prefix>ext:<EXT>` hash per extension,
-`<prefix>company` hash (with the DID map, `did:<E.164>` -> extension), and
-`<prefix>extensions`, the set of configured extensions.
+The schema (key names, fields) is agi/schema.py's. A write and its audit record go in
+one MULTI: there is no change without its record, and no record of a refused change.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from agi.config import Config
 from agi.resp import SENTINEL_SCHEME, RedisTarget, RespError, RespPool, hgetall_many
-from agi.routing import F_DID, did_field
+from agi.schema import (
+    F_DID,
+    F_SCHEMA,
+    SCHEMA_VERSION,
+    audit_key,
+    company_key,
+    did_field,
+    ext_key,
+    index_key,
+)
 
-SCHEMA_VERSION = "1"
+# What an admin write adds to the audit stream, given the hash before and after it
+# (after: None when the extension is deleted).
+Audit = Callable[[dict[str, str], "dict[str, str] | None"], dict[str, str]]
 # Admin commands are interactive: a little more patience than a live call gets.
 ADMIN_TIMEOUT_S = 3.0
 
@@ -30,18 +39,6 @@ class DidTaken(ValueError):
         super().__init__(f"{did} is already the DID of extension {owner}")
         self.did = did
         self.owner = owner
-
-
-def ext_key(prefix: str, ext: str) -> str:
-    return f"{prefix}ext:{ext}"
-
-
-def company_key(prefix: str) -> str:
-    return f"{prefix}company"
-
-
-def index_key(prefix: str) -> str:
-    return f"{prefix}extensions"
 
 
 def redact_url(url: str) -> str:
@@ -149,12 +146,14 @@ class AdminStore:
         return dict(zip(exts, self._call("read extensions", fetch), strict=True))
 
     def update_extension(self, ext: str,
-                         change: Callable[[dict[str, str]], dict[str, str] | None]) -> dict:
-        """Apply `change` to the extension's fields atomically (WATCH/MULTI).
+                         change: Callable[[dict[str, str]], dict[str, str] | None],
+                         audit: Audit | None = None) -> tuple[dict, dict]:
+        """Apply `change` to the extension's fields atomically (WATCH/MULTI); (old, new).
 
         `change` gets the current fields (empty if absent) and returns the complete new
         hash, or None to delete it. It may raise to abort; then nothing is written. The
-        hash is replaced inside one MULTI, so a call never reads a half-written change.
+        hash is replaced inside one MULTI, so a call never reads a half-written change;
+        the audit record (if any) is added in the same MULTI.
 
         The company's DID map changes in the same MULTI: the extension's DID maps to it
         (rewritten on every write, which also indexes DIDs stored before the map existed)
@@ -164,7 +163,7 @@ class AdminStore:
         key = ext_key(self.prefix, ext)
         company = company_key(self.prefix)
 
-        def attempt() -> dict:
+        def attempt() -> tuple[dict, dict]:
             while True:
                 with self.client.pipeline(transaction=True) as pipe:
                     try:
@@ -184,28 +183,56 @@ class AdminStore:
                         if new is None:
                             pipe.srem(index_key(self.prefix), ext)
                         else:
-                            pipe.hset(key, mapping={**new, "schema": SCHEMA_VERSION})
+                            new = {**new, F_SCHEMA: SCHEMA_VERSION}
+                            pipe.hset(key, mapping=new)
                             pipe.sadd(index_key(self.prefix), ext)
                         if stale:
                             pipe.hdel(company, did_field(old_did))
                         if new_did:
                             pipe.hset(company, did_field(new_did), ext)
+                        if audit is not None:
+                            self._audit(pipe, audit(dict(old), new))
                         pipe.execute()
-                        return new or {}
+                        return dict(old), new or {}
                     except self._watch_error:
                         continue
 
         return self._call("update the extension", attempt)
 
-    def set_company(self, fields: dict[str, str]) -> None:
+    def update_company(self, change: Callable[[dict[str, str]], dict[str, str]],
+                       audit: Audit | None = None) -> dict[str, str]:
+        """Set the company fields `change` returns, given the current hash; atomically,
+        with the audit record in the same MULTI. The new hash."""
         key = company_key(self.prefix)
 
-        def write() -> None:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(key, mapping=fields)
-            pipe.execute()
+        def attempt() -> dict[str, str]:
+            while True:
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(key)
+                        old = pipe.hgetall(key)
+                        fields = change(dict(old))
+                        pipe.multi()
+                        pipe.hset(key, mapping=fields)
+                        if audit is not None:
+                            self._audit(pipe, audit(dict(old), {**old, **fields}))
+                        pipe.execute()
+                        return {**old, **fields}
+                    except self._watch_error:
+                        continue
 
-        self._call("update the company settings", write)
+        return self._call("update the company settings", attempt)
+
+    def _audit(self, pipe, record: dict[str, str]) -> None:
+        pipe.xadd(audit_key(self.prefix), record, maxlen=self.config.audit_max,
+                  approximate=True)
+
+    def read_audit(self, count: int, before: str = "") -> list[tuple[str, dict[str, str]]]:
+        """Up to `count` audit records (id, fields), newest first, older than the record
+        id `before` if given."""
+        newest = f"({before}" if before else "+"
+        return self._call("read the audit trail", lambda: self.client.xrevrange(
+            audit_key(self.prefix), max=newest, min="-", count=count))
 
 
 def _sentinel_master(url: str, timeouts: dict):
@@ -219,18 +246,3 @@ def _sentinel_master(url: str, timeouts: dict):
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=dict(timeouts), **timeouts)
     return sentinel.master_for(target.service, db=target.db, password=target.password,
                                username=target.username, decode_responses=True)
-
-
-def dumps_list(items: list[str]) -> str:
-    return json.dumps(items, separators=(",", ":"))
-
-
-def loads_list(raw: str | None) -> list[str]:
-    """A stored JSON list for display and edits; corrupt data reads as empty."""
-    if not raw:
-        return []
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return []
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

@@ -27,7 +27,8 @@ from tests.harness.redis_server import RedisServer
 # Every variable the code reads; each test starts with none of them set.
 CALLROUTE_ENV_VARS = ("CALLROUTE_CONFIG", "CALLROUTE_REDIS_URL", "CALLROUTE_COUNTRY",
                       "CALLROUTE_TRUNK_DIAL", "CALLROUTE_DEFAULT_DEVICE",
-                      "CALLROUTE_TIMEOUT_MS", "CALLROUTE_PREFIX")
+                      "CALLROUTE_TIMEOUT_MS", "CALLROUTE_PREFIX",
+                      "CALLROUTE_VOICEMAIL_CONTEXT", "CALLROUTE_AUDIT_MAX")
 SUBPROCESS_TIMEOUT_S = 10.0
 
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from agi.cli import behaviour
+from agi.admin.views import behaviour
 from agi.config import Config
 from agi.routing import decide
 

@@ -100,7 +100,7 @@ def test_commands_parse(argv: list[str], expected: dict[str, object]) -> None:
 def test_every_parsed_command_has_a_handler() -> None:
     groups = {("ext", a) for a in ("add", "remove", "show", "list")} | {
         ("forward", "on"), ("forward", "off"), ("device", "add"), ("device", "remove"),
-        ("company", "set")}
+        ("company", "set"), ("audit", "show")}
     assert set(cli.COMMANDS) == groups
 
 

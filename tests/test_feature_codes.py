@@ -277,10 +277,11 @@ def test_process_config_error_is_an_error(feature_process) -> None:
 # ---- imports: the routing path stays lean --------------------------------------------------
 
 def test_loading_the_feature_code_imports_neither_redis_nor_phonenumbers() -> None:
-    """FastAGI imports the feature module at start-up; redis-py and phonenumbers load only
-    when a feature request arrives, and the routing path never loads them."""
+    """FastAGI imports the feature module at start-up; the admin layer, redis-py and
+    phonenumbers load only when a feature request arrives, and the routing path never
+    loads them."""
     code = ("import sys, agi.fastagi, agi.features, agi.process_agi, agi.service\n"
-            "loaded = {'redis', 'phonenumbers'} & set(sys.modules)\n"
+            "loaded = {'redis', 'phonenumbers', 'agi.admin', 'dataclasses'} & set(sys.modules)\n"
             "assert not loaded, loaded\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)

@@ -610,3 +610,18 @@ def test_fallback_route(ext: str, status: str, dial: str, mailbox: str,
                         fr_config: Config) -> None:
     route = routing.fallback(ext, fr_config, "store: timeout")
     assert (route.status, route.dial, route.mailbox) == (status, dial, mailbox)
+
+
+@pytest.mark.parametrize("fields", [
+    {},  # unknown extension
+    {"devices": DESK},  # no stored mailbox
+    {"devices": DESK, "mailbox": "x@y@z"},  # a corrupt one
+    {"devices": DESK, "mailbox": ""},
+], ids=["unknown-extension", "no-mailbox", "corrupt-mailbox", "empty-mailbox"])
+def test_default_mailbox_is_in_the_configured_context(
+        fields: dict[str, str], config_env: Callable[..., dict[str, str]]) -> None:
+    config = load(config_env(voicemail_context="office"))
+    assert decide(EXT, fields, {}, config).mailbox == "1001@office"
+    assert decide(EXT, {"devices": DESK, "mailbox": "sales@default"}, {},
+                  config).mailbox == "sales@default"
+    assert routing.fallback(EXT, config, "store: timeout").mailbox == "1001@office"

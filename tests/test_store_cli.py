@@ -7,6 +7,7 @@ written" must mean nothing at all, not "the field I looked at is unchanged".
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,6 +74,13 @@ def test_ext_add_with_options_then_update(run_cli: Cli, redis_client: redis.Redi
         "forward_enabled": "0", "schema": "1"}
 
 
+def test_ext_add_default_mailbox_follows_the_voicemail_context(
+        run_cli: Cli, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLROUTE_VOICEMAIL_CONTEXT", "office")
+    assert run_cli("ext", "add", "1001").code == 0
+    assert redis_client.hget(KEY, "mailbox") == "1001@office"
+
+
 def test_ext_remove(populated: Cli, redis_client: redis.Redis) -> None:
     result = populated("ext", "remove", "1001")
     assert (result.code, result.out, result.err) == (0, "extension 1001 removed\n", "")
@@ -83,7 +91,9 @@ def test_ext_remove(populated: Cli, redis_client: redis.Redis) -> None:
 def test_ext_show_json(populated: Cli) -> None:
     result = populated("ext", "show", "1001", "--json")
     assert result.code == 0
-    assert json.loads(result.out) == {
+    info = json.loads(result.out)
+    assert re.fullmatch("[0-9a-f]{16}", info.pop("version"))
+    assert info == {
         "extension": "1001", "devices": ["PJSIP/1001"],
         "external_devices": [{"number": MOBILE_2, "require_keypress": None, "delay": 0,
                               "ring": None}],
@@ -94,7 +104,7 @@ def test_ext_show_json(populated: Cli) -> None:
         "confirm": {"tries": None, "timeout": None, "prompt": None},
         "mailbox": "1001@default", "did": DID, "status": "OK", "problems": "",
         "behaviour": f"Calls ring only {MOBILE}, showing {COMPANY_NUMBER}; unanswered calls "
-                     "go to voicemail 1001@default."}
+                     "go to voicemail 1001@default.", "corrupt": []}
 
 
 def test_ext_show_text(populated: Cli) -> None:
@@ -269,7 +279,7 @@ def test_custom_prefix(run_cli: Cli, redis_client: redis.Redis,
                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLROUTE_PREFIX", "pbx2:")
     assert run_cli("ext", "add", "1001").code == 0
-    assert sorted(redis_client.keys("*")) == ["pbx2:ext:1001", "pbx2:extensions"]
+    assert sorted(redis_client.keys("*")) == ["pbx2:audit", "pbx2:ext:1001", "pbx2:extensions"]
 
 
 # ---- the console script, as a real process -------------------------------------------------

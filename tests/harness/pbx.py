@@ -59,6 +59,8 @@ CALLROUTE_SETTINGS = {
     "CALLROUTE_COUNTRY": "FR",
     "CALLROUTE_TRUNK_DIAL": "PJSIP/{number}@carrier",
     "CALLROUTE_DEFAULT_DEVICE": "PJSIP/{ext}",
+    # Not "default": proves every default mailbox follows the setting (test_voicemail).
+    "CALLROUTE_VOICEMAIL_CONTEXT": "office",
 }
 WHEEL_INPUTS = ("pyproject.toml", "README.md", "agi")
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -513,6 +515,8 @@ class TestPBX:
         """
         env = (f"env -i PATH={CLEAN_PATH} HOME=/root LANG=C.UTF-8 "
                f"CALLROUTE_REDIS_URL={self.redis_url} CALLROUTE_AGI={AGI_COMMANDS[agi_mode]} "
+               "CALLROUTE_VOICEMAIL_CONTEXT="
+               f"{CALLROUTE_SETTINGS['CALLROUTE_VOICEMAIL_CONTEXT']} "
                f"CALLROUTE_FEATURE_AGI={FEATURE_AGI_COMMANDS[agi_mode]}")
         command = f"{env} asterisk -C {ASTERISK_CONF} -f -n"
         with (self.run_dir / "asterisk.out").open("wb") as out:
