@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from agi import schema
 from agi.guard import is_extension
+from agi.schema import credentials_key, user_key, users_key
 from agi.store import AdminStore, StoreError, redact_url
 
 ROLE_ADMIN, ROLE_USER = "admin", "user"
@@ -33,27 +35,15 @@ LOCKOUT_S = 15 * 60
 F_ROLE, F_EXTENSIONS, F_PASSWORD, F_CREATED = "role", "extensions", "password", "created"
 
 
-def user_key(prefix: str, name: str) -> str:
-    return f"{prefix}user:{name}"
-
-
-def users_key(prefix: str) -> str:
-    return f"{prefix}users"
-
-
 def token_key(prefix: str, token: str) -> str:
     """The key of a token (or session) secret: its digest, never the secret itself."""
-    return f"{prefix}token:{hashlib.sha256(token.encode()).hexdigest()}"
-
-
-def credentials_key(prefix: str, name: str) -> str:
-    """The set of a user's token and session keys, so removing the user revokes them all."""
-    return f"{prefix}credentials:{name}"
+    return schema.token_key(prefix, hashlib.sha256(token.encode()).hexdigest())
 
 
 def failures_key(prefix: str, kind: str, value: str) -> str:
     # Hashed: the username or address an attacker sends is never used raw in a key.
-    return f"{prefix}login-failures:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return schema.login_failures_key(prefix, kind,
+                                     hashlib.sha256(value.encode()).hexdigest()[:32])
 
 
 class AccountError(ValueError):

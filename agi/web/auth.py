@@ -1,0 +1,122 @@
+"""Who is asking: bearer tokens, the Basic login that issues them, and role checks.
+
+The user is read from Redis on every request, so a role change, a removal or a revocation
+applies at the next request, in every process.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from agi.accounts import TOKEN_HOURS_DEFAULT, Accounts, User
+from agi.web.errors import ApiError
+
+router = APIRouter(tags=["tokens"])
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="callroute"'}
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="callroute", charset="UTF-8"'}
+
+
+def accounts_of(request: Request) -> Accounts:
+    return request.app.state.accounts
+
+
+def client_address(request: Request) -> str:
+    """The client's address: uvicorn puts the proxy's X-Forwarded-For here only when
+    callroute-web runs with --behind-proxy."""
+    return request.client.host if request.client else ""
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def current_user(request: Request) -> User:
+    """The token's user, or 401. Missing, malformed, expired and revoked look the same."""
+    token = bearer_token(request)
+    user = accounts_of(request).token_user(token) if token else None
+    if user is None:
+        raise ApiError(401, "unauthorized", "a valid bearer token is required "
+                       "(POST /api/v1/tokens with your user name and password)",
+                       headers=_BEARER_CHALLENGE)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise ApiError(403, "admin_only", "only an admin may do this")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def extension_user(ext: str, user: CurrentUser) -> User:
+    """The user, if `ext` is one of theirs (admins: any). Checked before the extension is
+    read, so a 403 says nothing about whether it exists."""
+    if not user.may_access(ext):
+        raise ApiError(403, "not_yours", "this extension is not one of yours", field="ext")
+    return user
+
+
+ExtensionUser = Annotated[User, Depends(extension_user)]
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            name, sep, password = base64.b64decode(encoded.strip(), validate=True) \
+                .decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            sep = ""
+        if sep and name:
+            return name[:64], password[:1024]
+    raise ApiError(401, "unauthorized", "log in with HTTP Basic credentials",
+                   headers=_BASIC_CHALLENGE)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(request: Request) -> dict[str, str]:
+    """Log in with HTTP Basic credentials: a bearer token for 12 hours.
+
+    After 5 failures for one user name, or from one address, within 15 minutes, every
+    attempt answers 429 with Retry-After for 15 minutes. An unknown user and a wrong
+    password get the same answer after the same work (one argon2 verification).
+    """
+    name, password = _basic_credentials(request)
+    accounts = accounts_of(request)
+    address = client_address(request)
+    wait = accounts.locked_for(name, address)
+    if wait:
+        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
+                       headers={"Retry-After": str(wait)})
+    user = accounts.authenticate(name, password)
+    if user is None:
+        accounts.record_failure(name, address)
+        raise ApiError(401, "unauthorized", "wrong user name or password",
+                       headers=_BASIC_CHALLENGE)
+    accounts.clear_failures(name)
+    token, expires = accounts.issue(user.name, timedelta(hours=TOKEN_HOURS_DEFAULT))
+    return {"token": token, "expires": expires.isoformat().replace("+00:00", "Z")}
+
+
+@router.delete("/tokens/current", status_code=204)
+def revoke_current_token(request: Request, user: CurrentUser) -> Response:
+    """Log out: the token in the Authorization header stops working now."""
+    accounts_of(request).revoke_token(bearer_token(request))
+    return Response(status_code=204)
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict:
+    """Who the token belongs to: {"username", "role", "extensions"}."""
+    return user.to_json()
