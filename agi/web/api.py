@@ -13,7 +13,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from agi import admin
-from agi.admin import Actor
+from agi.accounts import User
+from agi.admin import Actor, ExtensionView
 from agi.admin.errors import NotFound
 from agi.config import Config
 from agi.store import AdminStore
@@ -40,7 +41,7 @@ def _ctx(request: Request) -> tuple[AdminStore, Config]:
     return request.app.state.store, request.app.state.config
 
 
-def _actor(request: Request, user) -> Actor:
+def _actor(request: Request, user: User) -> Actor:
     return Actor(f"api:{user.name}", auth.client_address(request))
 
 
@@ -51,7 +52,7 @@ def _version(if_match: str | None) -> str | None:
     return if_match.strip().removeprefix("W/").strip('"')
 
 
-def _view(view, status: int = 200, **headers: str) -> JSONResponse:
+def _view(view: ExtensionView, status: int = 200, **headers: str) -> JSONResponse:
     """The extension in the `ext show --json` shape, its version as the ETag. Responses
     are built here rather than by FastAPI's response models: the views are already
     plain JSON, and validating them again would cost every request."""
@@ -59,7 +60,7 @@ def _view(view, status: int = 200, **headers: str) -> JSONResponse:
                         headers={"ETag": f'"{view.version}"', **headers})
 
 
-def _stored_device(view, raw: str, config: Config) -> dict:
+def _stored_device(view: ExtensionView, raw: str, config: Config) -> dict:
     """The device a POST/PATCH stored, found by its E.164 form (`raw` passed the admin
     layer's checks already, so it normalises)."""
     from agi.numbers import normalise
