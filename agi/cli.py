@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from agi import admin
+from agi import accounts_cli, admin
 from agi import fields as f
 from agi import schema as s
 from agi.admin import checks
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="at most N records (default 20)")
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(action="show")
+    accounts_cli.add_parsers(top)
     return parser
 
 
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
+        if args.group in accounts_cli.GROUPS:
+            return accounts_cli.run(args)
         if args.group == "company" and (args.number, args.name, args.language) == (None,) * 3:
             raise UsageError("company set needs the company number, --name or --language "
                              "(see 'callroute company set --help')")

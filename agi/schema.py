@@ -68,6 +68,30 @@ def audit_key(prefix: str) -> str:
     return f"{prefix}audit"
 
 
+# Web accounts (agi/accounts.py): `<prefix>user:<NAME>` hash (role, extensions, password
+# as argon2id, created), `<prefix>users` set of names, `<prefix>token:<SHA-256 hex>` hash
+# (user, expires) with a TTL, `<prefix>credentials:<NAME>` set of that user's token and
+# session keys, `<prefix>login-failures:user|addr:<digest>` counters with a TTL.
+def user_key(prefix: str, name: str) -> str:
+    return f"{prefix}user:{name}"
+
+
+def users_key(prefix: str) -> str:
+    return f"{prefix}users"
+
+
+def token_key(prefix: str, digest: str) -> str:
+    return f"{prefix}token:{digest}"
+
+
+def credentials_key(prefix: str, name: str) -> str:
+    return f"{prefix}credentials:{name}"
+
+
+def login_failures_key(prefix: str, kind: str, digest: str) -> str:
+    return f"{prefix}login-failures:{kind}:{digest}"
+
+
 def did_field(number: str) -> str:
     """The company-hash field mapping the DID `number` to its extension."""
     return F_COMPANY_DID_PREFIX + number
