@@ -190,7 +190,7 @@ def get_company(request: Request, user: AdminUser) -> JSONResponse:
 
 @router.patch("/company")
 def set_company(body: CompanyPatch, request: Request, user: AdminUser) -> JSONResponse:
-    """The company caller-ID number and name (admin)."""
+    """The company caller-ID number, name and language (admin)."""
     store, config = _ctx(request)
     admin.set_company(store, config, actor=_actor(request, user),
                       **{name: value for name, value in body.given().items()})

@@ -41,6 +41,7 @@ class ExtensionPatch(_Strict):
     mailbox: Text = None  # type: ignore[assignment]
     externals_during_calls: bool = None  # type: ignore[assignment]
     confirm: Confirm = None  # type: ignore[assignment]
+    language: Short | None = None  # null: the company's
 
     def changes(self) -> ExtensionChanges:
         sent = self.given()
@@ -93,6 +94,7 @@ class DeviceCreate(DevicePatch):
 class CompanyPatch(_Strict):
     caller_id: Short = None  # type: ignore[assignment]
     name: Text = None  # type: ignore[assignment]
+    language: Short | None = None  # null: none, the PBX's own
 
 
 # What an employee (role "user") may change in PATCH .../forwarding.

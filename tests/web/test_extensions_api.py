@@ -158,13 +158,28 @@ def test_devices_add_change_remove(api: httpx.Client, people: People, extensions
 def test_company_get_and_patch(api: httpx.Client, people: People, extensions: None,
                                redis_client: redis.Redis) -> None:
     assert api.get("/api/v1/company", headers=people.admin).json() == {
-        "caller_id": "+33140000000", "name": "Acme"}
+        "caller_id": "+33140000000", "name": "Acme", "language": ""}
     resp = api.patch("/api/v1/company", headers=people.admin,
-                     json={"caller_id": "01 42 68 53 00", "name": "Acme SARL"})
-    assert resp.json() == {"caller_id": "+33142685300", "name": "Acme SARL"}
+                     json={"caller_id": "01 42 68 53 00", "name": "Acme SARL",
+                           "language": "fr"})
+    assert resp.json() == {"caller_id": "+33142685300", "name": "Acme SARL", "language": "fr"}
     assert audit(redis_client)[-1]["action"] == "company.set"
     bad = api.patch("/api/v1/company", headers=people.admin, json={"caller_id": "112"})
     assert bad.status_code == 422
+    bad = api.patch("/api/v1/company", headers=people.admin, json={"language": "fr;Dial(x)"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["code"] == "invalid_language"
+    assert api.get("/api/v1/company", headers=people.admin).json()["language"] == "fr"
+
+
+def test_extension_language_is_the_admins(api: httpx.Client, people: People, extensions: None,
+                                          redis_client: redis.Redis) -> None:
+    resp = api.patch(f"{EXT}/1001", headers=people.admin, json={"language": "en"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["language"] == {"own": "en", "used": "en"}
+    assert redis_client.hget("callroute:ext:1001", "language") == "en"
+    assert api.patch(f"{EXT}/1001", headers=people.admin,
+                     json={"language": None}).json()["language"]["own"] is None
 
 
 def test_audit_reads_newest_first_with_filters(api: httpx.Client, people: People,

@@ -27,6 +27,8 @@ ADMIN_ONLY = [
     ("POST", EXT, {"extension": "1003"}),
     ("PATCH", f"{EXT}/1001", {"mailbox": "1@default"}),
     ("PATCH", f"{EXT}/1001", {"devices": ["PJSIP/9999"]}),
+    ("PATCH", f"{EXT}/1001", {"language": "en"}),
+    ("PATCH", "/api/v1/company", {"language": "en"}),
     ("DELETE", f"{EXT}/1001", None),
     ("GET", "/api/v1/company", None),
     ("PATCH", "/api/v1/company", {"name": "Evil"}),
