@@ -117,6 +117,15 @@ class DockerEngine:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=out, start_new_session=True)
         wait_until(self._answers, 60, f"dockerd on {self.socket} (log: {self.log})")
+        self._remove_stale_containers()
+
+    def _remove_stale_containers(self) -> None:
+        """Containers and volumes a killed run left in the data root (all ours: the
+        daemon is private). `restart: unless-stopped` ones would otherwise come back."""
+        stale = self.docker("ps", "-aq", "--no-trunc").stdout.split()
+        if stale:
+            self.docker("rm", "-f", "-v", *stale)
+        self.docker("volume", "prune", "-f")
 
     def _answers(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

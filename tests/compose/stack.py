@@ -120,6 +120,7 @@ def cleanup() -> list[str]:
     engine = DockerEngine()
     if engine.daemon_pid() is not None:
         stack = ComposeStack(engine, {})
+        engine.container_ids.update(stack.containers())
         try:
             stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
         except RuntimeError as exc:
