@@ -1,0 +1,71 @@
+"""docker/compose.yml as shipped: real SIPp calls through the stack's Asterisk, agent
+and Redis, settings changed with `docker compose run --rm ... callroute`.
+
+One stack for the module, so the tests use one extension each and the Redis outage
+comes last. What each assertion reads: the SIPp peers' traces, the voicemail spool
+and Asterisk's log in the stack's named volumes.
+"""
+
+from __future__ import annotations
+
+from tests.compose.stack import ComposeStack
+from tests.harness.calls import carrier, desk
+
+TARGET = "+33612345678"
+MOBILE = "+33698765432"
+CALLER = "+33611111111"  # place_call's default caller
+COMPANY = "+33100001000"  # seeded by docker/seed.sh
+VOICEMAIL_HOLD_MS = 16000  # the voicemail prompts (~11 s), then a few seconds of message
+
+
+def test_the_seeding_service_created_the_demo_extensions(stack: ComposeStack):
+    listing = stack.cli("ext", "list")
+    for ext in ("1001", "1002", "1003"):
+        assert ext in listing, listing
+
+
+def test_asterisk_and_so_its_process_agi_children_run_as_the_asterisk_user(stack):
+    # PID 1 of the asterisk container is Asterisk itself (the image's CMD).
+    assert stack.compose("exec", "-T", "asterisk", "stat", "-c", "%U", "/proc/1").strip() \
+        == "asterisk"
+
+
+def test_forwarding_off_rings_the_desk_and_the_mobile(stack, call):
+    stack.cli("device", "add", "1001", MOBILE)
+    result = call("1001", [desk("1001", answer_delay_ms="1500"), carrier("uas_ring_noanswer")])
+    assert result.rang("desk 1001"), result.describe()
+    assert result.carrier_numbers() == [MOBILE], result.describe()
+    assert result.connected_to("desk 1001"), result.describe()
+    assert result.caller_answered() and result.caller_hung_up_itself(), result.describe()
+
+
+def test_forwarding_on_with_company_caller_id_rings_only_the_carrier(stack, call):
+    stack.cli("forward", "on", "1002", TARGET, "--caller-id", "company")
+    result = call("1002", [desk("1002"), carrier()])
+    assert result.carrier_numbers() == [TARGET], result.describe()
+    assert result.caller_id_at("carrier") == COMPANY, result.describe()
+    assert not result.rang("desk 1002"), result.describe()
+    assert result.connected_to("carrier"), result.describe()
+
+
+def test_mobile_voicemail_answering_leaves_the_message_in_the_pbx_voicemail(stack, call):
+    stack.cli("forward", "on", "1003", TARGET, "--require-keypress")
+    result = call("1003", [carrier("uas_answer_silent")], hold_ms=VOICEMAIL_HOLD_MS)
+    mobile = result.callees["carrier"]
+    assert mobile.answered() and mobile.got_bye(), result.describe()  # leg released
+    assert not result.connected_to("carrier"), result.describe()
+    assert result.voicemail_left(), result.describe()
+    assert CALLER in (result.voicemail_field("callerid") or ""), result.describe()
+    message = result.new_voicemail[0]
+    assert message.is_relative_to(stack.volume("spool")), message
+    assert list(message.parent.glob(f"{message.stem}.*[!t]")), "no audio next to the .txt"
+
+
+def test_redis_stopped_still_rings_the_desk(stack, call):
+    # Last in the module: Redis stays down.
+    stack.cli("forward", "on", "1001", TARGET)
+    stack.stop_service("redis")
+    result = call("1001", [desk("1001"), carrier()])
+    assert result.rang("desk 1001") and result.callees["desk 1001"].answered(), \
+        result.describe()
+    assert not result.rang("carrier"), result.describe()
