@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 
 def _address(env: Mapping[str, str]) -> str | None:
@@ -77,3 +77,18 @@ async def watchdog(env: Mapping[str, str] | None = None) -> None:
     while True:
         notify("WATCHDOG=1", env=env)
         await asyncio.sleep(interval)
+
+
+async def announce(listening: str, redis_answers: Callable[[], Awaitable[bool]],
+                   retry_s: float = 1.0) -> None:
+    """READY=1 once Redis has answered once, then watchdog pings until cancelled.
+
+    Started by a server once its socket listens. Until Redis answers, STATUS says what
+    we wait for: a unit ordered after us must not start against a server that can only
+    fall back.
+    """
+    while not await redis_answers():
+        status(f"listening on {listening}; waiting for Redis")
+        await asyncio.sleep(retry_s)
+    ready(f"listening on {listening}; Redis answered")
+    await watchdog()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,31 +15,7 @@ from pathlib import Path
 import pytest
 
 from agi import sdnotify
-
-
-class FakeSystemd:
-    """The receiving end of NOTIFY_SOCKET, as systemd binds it."""
-
-    def __init__(self, address: str, env_value: str):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.sock.settimeout(2)
-        self.env = {"NOTIFY_SOCKET": env_value}
-
-    def receive(self) -> list[str]:
-        return self.sock.recv(4096).decode().split("\n")
-
-    def drain(self) -> list[list[str]]:
-        """Every datagram received so far."""
-        received = []
-        self.sock.setblocking(False)
-        try:
-            while True:
-                received.append(self.sock.recv(4096).decode().split("\n"))
-        except BlockingIOError:
-            return received
-        finally:
-            self.sock.settimeout(2)
+from tests.harness.notify import FakeSystemd
 
 
 @pytest.fixture(params=["path", "abstract"])

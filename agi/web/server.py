@@ -8,12 +8,15 @@ direct client must never be able to forge: the brute-force guard counts per addr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
 import threading
 
+import redis
 import uvicorn
 
+from agi import sdnotify
 from agi.config import ConfigError, load
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -83,19 +86,43 @@ def main(argv: list[str] | None = None) -> int:
         forwarded_allow_ips="*" if args.behind_proxy else None,
         server_header=False, access_log=not args.no_access_log, log_level="info",
         timeout_graceful_shutdown=5, lifespan="off")
-    server = _Server(server_config, stopping)
+    server = _Server(server_config, stopping, app.state.store.client)
     server.run()
     return 0
 
 
 class _Server(uvicorn.Server):
-    """Sets `stopping` on SIGTERM/SIGINT, so open event streams finish promptly."""
+    """Tells systemd when it is ready (sd_notify), and sets `stopping` on SIGTERM/SIGINT,
+    so open event streams finish promptly."""
 
-    def __init__(self, config: uvicorn.Config, stopping: threading.Event):
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event,
+                 client: redis.Redis):
         super().__init__(config)
         self.stopping = stopping
+        self.client = client
+        self.announcer: asyncio.Task | None = None
+
+    async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        await super().startup(sockets)
+        if self.started:  # listening
+            listening = f"{self.config.host}:{self.config.port}"
+            self.announcer = asyncio.create_task(
+                sdnotify.announce(listening, self._redis_answers))
+
+    async def _redis_answers(self) -> bool:
+        try:
+            await asyncio.to_thread(self.client.ping)
+        except redis.exceptions.RedisError:
+            return False
+        return True
+
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        if self.announcer is not None:
+            self.announcer.cancel()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig, frame) -> None:  # type: ignore[no-untyped-def]
+        sdnotify.stopping()
         self.stopping.set()
         super().handle_exit(sig, frame)
 

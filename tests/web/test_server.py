@@ -20,6 +20,7 @@ from agi.accounts import Accounts
 from agi.config import load
 from agi.store import AdminStore
 from agi.web.server import listen_problem, parse_listen
+from tests.harness.notify import FakeSystemd
 from tests.harness.redis_server import RedisServer
 from tests.harness.web import WebServer
 from tests.web.conftest import PASSWORD, People, bearer, error_codes, web_env
@@ -191,3 +192,35 @@ def test_x_forwarded_for_is_trusted_only_behind_a_proxy(
                for _, fields in redis_client.xrange("callroute:audit")
                if fields["action"] == "forwarding.set"}
     assert sources == {"1001": "127.0.0.1", "1002": "203.0.113.5"}
+
+
+def test_tells_systemd_ready_only_once_redis_answered(own_redis: RedisServer, tmp_path: Path,
+                                                      config_env: Callable[..., dict[str, str]]
+                                                      ) -> None:
+    """Type=notify: READY=1 waits for Redis, then WATCHDOG=1 pings; STOPPING=1 on SIGTERM."""
+    systemd = FakeSystemd(str(tmp_path / "notify"), str(tmp_path / "notify"))
+    own_redis.stop()
+    env = {**web_env(config_env, own_redis.url), **systemd.env, "WATCHDOG_USEC": "400000"}
+    try:
+        with WebServer(env, tmp_path / "web.log") as web:
+            waiting = systemd.receive()
+            assert waiting[0].startswith("STATUS=listening on 127.0.0.1:")
+            assert "waiting for Redis" in waiting[0]
+            own_redis.start()
+            after = _until(systemd, lambda m: m[0] == "WATCHDOG=1")
+            assert "READY=1" in [m[0] for m in after], after
+            web.proc.send_signal(signal.SIGTERM)
+            assert _until(systemd, lambda m: m[0] == "STOPPING=1")[-1] == [
+                "STOPPING=1", "STATUS=draining"]
+    finally:
+        systemd.sock.close()
+
+
+def _until(systemd: FakeSystemd, last: Callable[[list[str]], bool],
+           most: int = 20) -> list[list[str]]:
+    """The datagrams received up to and including the first that `last` accepts."""
+    got = []
+    while not got or not last(got[-1]):
+        assert len(got) < most, got
+        got.append(systemd.receive())
+    return got
