@@ -103,13 +103,9 @@ def run_stream(pbx: TestPBX, workdir: Path, fault: str, seconds: float,
     return result
 
 
-def _redis_port(pbx: TestPBX) -> int:
-    return int((pbx.redis_url or "").rsplit(":", 1)[1].split("/")[0])
-
-
 def _redis(pbx: TestPBX, *command: str) -> bytes:
     """One command to the PBX's Redis over a raw socket (inline protocol)."""
-    with socket.create_connection(("127.0.0.1", _redis_port(pbx)), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", pbx.redis_port), timeout=5) as sock:
         sock.sendall((" ".join(command) + "\r\n").encode())
         return sock.recv(4096)
 
@@ -139,7 +135,7 @@ def _redis_killed(pbx: TestPBX, workdir: Path) -> StreamResult:
 
 
 def _redis_blackholed(pbx: TestPBX, workdir: Path) -> StreamResult:
-    port = _redis_port(pbx)
+    port = pbx.redis_port
     holder: list[Blackhole] = []
 
     def blackhole() -> None:
@@ -167,7 +163,7 @@ def _redis_auth(pbx: TestPBX, workdir: Path) -> StreamResult:
 
 
 def _redis_unlock(pbx: TestPBX) -> bytes:
-    with socket.create_connection(("127.0.0.1", _redis_port(pbx)), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", pbx.redis_port), timeout=5) as sock:
         sock.sendall(b"AUTH s3cret\r\nCONFIG SET requirepass \"\"\r\n")
         return sock.recv(4096)
 

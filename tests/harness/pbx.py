@@ -76,6 +76,11 @@ class TestPBX:
     def redis_url(self) -> str | None:
         return ((self.procs.load() or {}).get("redis") or {}).get("url")
 
+    @property
+    def redis_port(self) -> int:
+        """The port of the PBX's Redis (it keeps it across stop_redis/start_redis)."""
+        return int((self.redis_url or "").rsplit(":", 1)[1].split("/")[0])
+
     def callroute_env(self) -> dict[str, str]:
         """Env vars for the host `.venv/bin/callroute` CLI against this PBX's Redis.
 
@@ -207,7 +212,7 @@ class TestPBX:
         """Restart Redis on its recorded port (empty: no persistence), then re-seed."""
         if self.procs.running("redis"):
             return
-        self._start_redis(port=self._redis_port())
+        self._start_redis(port=self.redis_port)
         if seed:
             self.seed()
 
@@ -241,9 +246,6 @@ class TestPBX:
         lines = ["; written by tests/harness/pbx.py for this run", "[directories]"]
         lines += [f"{key} => {value}" for key, value in dirs.items()]
         (self.run_dir / "asterisk.conf").write_text("\n".join(lines) + "\n")
-
-    def _redis_port(self) -> int:
-        return int((self.redis_url or "").rsplit(":", 1)[1].split("/")[0])
 
     def _start_redis(self, port: int | None = None) -> None:
         redis = RedisServer(self.run_dir / "redis", port=port)
