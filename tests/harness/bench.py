@@ -97,7 +97,7 @@ def render(info: dict[str, Any], plan: Plan, reports: list[SectionReport]) -> st
         for target in report.targets:
             sign = ">=" if target.higher_is_better else "<="
             out.append(f"  {'PASS' if target.passed else 'MISS'}  {target.name:<40} "
-                       f"measured {target.measured:8.2f} {target.unit:<3} "
+                       f"measured {target.measured:8.3f} {target.unit:<3} "
                        f"(target {sign} {target.limit:g} {target.unit})")
     return "\n".join(out)
 

@@ -83,7 +83,7 @@ def render(run: dict[str, Any], source: str) -> str:
                  ["Python", info["python"]],
                  ["Linux", info["kernel"]],
                  ["Asterisk (test PBX rootfs)", str(info.get("asterisk"))],
-                 ["SIPp", str(info.get("sipp"))],
+                 ["SIPp (host, drives the calls)", str(info.get("sipp"))],
                  ["Redis", str(info.get("redis"))],
                  ["load average before / after",
                   f"{info.get('loadavg_before')} / {info.get('loadavg_after')}"],
@@ -99,7 +99,7 @@ def render(run: dict[str, Any], source: str) -> str:
             out += ["```", *table["notes"], "```", ""]
     out += ["## Targets (issue 4)", "",
             *_table([["target", "measured", "limit", "result"]] + [
-                [t["name"], f"{t['measured']:.2f} {t['unit']}",
+                [t["name"], f"{t['measured']:.3f} {t['unit']}",
                  f"{'>=' if t['higher_is_better'] else '<='} {t['limit']:g} {t['unit']}",
                  "PASS" if t["passed"] else "MISS"] for t in run["targets"]]),
             ""]
