@@ -1,6 +1,6 @@
 #!/bin/sh
 # Provision Asterisk for callroute. The ONE script shared by the Docker image
-# (Dockerfile.asterisk) and the test PBX root filesystem (tests/harness/pbx.py
+# (Dockerfile.asterisk) and the test PBX root filesystem (tests/harness/rootfs.py
 # runs it in a chroot on every `up`), so both run the same config and code.
 #
 # Usage: provision.sh [WHEELDIR]    (or CALLROUTE_WHEELS=WHEELDIR)

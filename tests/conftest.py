@@ -7,7 +7,6 @@ on a free loopback port in a temporary directory and is stopped even when tests 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from agi import cli
 from agi.config import Config, load
 from agi.fastagi import FastAgiServer
 from tests.fake_asterisk import FakeAsterisk, agi_executable, console_script
+from tests.harness.net import Blackhole
 from tests.harness.procs import free_port
 from tests.harness.redis_server import RedisServer
 
@@ -104,30 +104,8 @@ def snapshot(redis_server: RedisServer, redis_client: redis.Redis) -> Callable[[
 @pytest.fixture
 def blackhole_port() -> Iterator[int]:
     """A port that accepts TCP connections and never answers: a hung Redis."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-        for conn in held:
-            conn.close()
+    with Blackhole() as blackhole:
+        yield blackhole.port
 
 
 @pytest.fixture

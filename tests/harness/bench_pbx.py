@@ -36,27 +36,23 @@ call. The SIPp peers run on the same cores and are not counted.
 
 from __future__ import annotations
 
-import csv
-import os
 import shutil
 import statistics
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tests.harness.bench import BenchError, Context, SectionReport, Stats, Target, log
-from tests.harness.pbx import SIP_HOST, SIP_PORT, TestPBX
-from tests.harness.procs import stop_popen
-from tests.harness.sipp import HOST, SCENARIOS, SIPP, media_base_port, parse_message_log, udp_bound
+from tests.harness.bench_common import BenchError, Context, SectionReport, Stats, Target, log
+from tests.harness.load import start_caller, start_phone
+from tests.harness.pbx import TestPBX
+from tests.harness.procs import proc_stat
+from tests.harness.sipp import SippPeer
+from tests.harness.sippcmd import SIPP
 
 ROOT = Path(__file__).resolve().parents[2]
 EXT = "1001"  # seeded by TestPBX: RING mode to PJSIP/1001
 DESK_PORT = 5071  # PJSIP/1001's contact (docker/asterisk/pjsip.conf)
 CALLER_PORT = 5090  # any 127.0.0.1 port is the `inbound` endpoint
-UAC = SCENARIOS / "load_uac.xml"
-UAS = SCENARIOS / "load_uas_desk.xml"
 # Mode -> (agi mode of the PBX it runs on, dialled number).
 MODES = {"static": ("fastagi", "9" + EXT), "fastagi": ("fastagi", EXT),
          "process": ("process", EXT)}
@@ -65,7 +61,6 @@ MODE_TITLES = {"static": "static Dial, no AGI (floor)", "fastagi": "FastAGI",
 SUSTAINED_P99_MS = 200.0
 TARGET_RATE = 20
 TARGET_RATIO = 1.1
-RECV_TIMEOUT_MS = 5000
 DRAIN_TIMEOUT_S = 20.0
 
 
@@ -86,152 +81,10 @@ class PbxPlan:
         return cls(TARGET_RATE, 10.0, (10, 20, 40, 60, 80), 6.0, 10)
 
 
-# ---- SIPp load peers -----------------------------------------------------------------
-
-class LoadPeer:
-    """One SIPp process for many calls (the e2e SippPeer is one call, -m 1, by design).
-
-    Same command-line conventions as tests/harness/sipp.py (loopback, own media and
-    control ports, -nostdin, a global -timeout), plus -trace_stat for the counters.
-    Its files go to `workdir`, which is also its cwd (SIPp writes *_rtt.csv there).
-    """
-
-    def __init__(self, name: str, workdir: Path) -> None:
-        self.name = name
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stat_file = workdir / f"{name}.stat.csv"
-        self.message_file = workdir / f"{name}.messages.log"
-        self.error_file = workdir / f"{name}.errors.log"
-        self.output_file = workdir / f"{name}.out"
-
-    def start(self, scenario: Path, port: int, calls: int, timeout_s: float, *,
-              rate: int | None = None, service: str | None = None,
-              remote: str | None = None, trace: bool = False,
-              extra_args: tuple[str, ...] = (),
-              recv_timeout_ms: int = RECV_TIMEOUT_MS) -> LoadPeer:
-        if udp_bound(port, (HOST, "0.0.0.0")):
-            raise BenchError(f"UDP {HOST}:{port} is already in use; a stale SIPp?")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        base = media_base_port(port)
-        argv = [SIPP, "-sf", str(scenario), "-i", HOST, "-mi", HOST, "-bind_local",
-                "-p", str(port), "-mp", str(base), "-ci", HOST, "-cp", str(base + 6),
-                "-m", str(calls), "-nostdin",
-                "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
-                "-trace_err", "-error_file", str(self.error_file),
-                "-recv_timeout", str(recv_timeout_ms),
-                "-timeout", f"{max(1, round(timeout_s))}s", "-timeout_error"]
-        if remote is None:
-            argv += ["-aa"]  # a stray OPTIONS/NOTIFY must not become a failed call
-            if trace:  # which calls reached this phone (tests/harness/faults.py)
-                argv += ["-trace_msg", "-message_file", str(self.message_file)]
-        else:
-            argv += ["-r", str(rate), "-trace_msg", "-message_file", str(self.message_file),
-                     "-trace_rtt", "-rtt_freq", "1", "-s", str(service), remote]
-        argv[1:1] = extra_args  # before the remote address, which must come last
-        with open(self.output_file, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, cwd=self.workdir)
-        deadline = time.monotonic() + 5
-        while not udp_bound(port):
-            if self.proc.poll() is not None:
-                raise BenchError(f"SIPp {self.name} exited at start-up: {self.tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BenchError(f"SIPp {self.name} never bound {HOST}:{port}")
-            time.sleep(0.01)
-        return self
-
-    def wait(self, timeout: float) -> int | None:
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_popen(self.proc, 3.0)
-
-    def tail(self) -> str:
-        text = ""
-        for path in (self.output_file, self.error_file):
-            if path.exists():
-                text += path.read_text(errors="replace")[-400:]
-        return text.strip()
-
-    def counters(self) -> dict[str, int]:
-        """The last row of -trace_stat: cumulative (C) counters, by column name."""
-        try:
-            rows = [row for row in csv.reader(self.stat_file.open(errors="replace"),
-                                              delimiter=";") if row]
-        except FileNotFoundError:
-            return {}
-        if len(rows) < 2:
-            return {}
-        found = {}
-        for name, value in zip(rows[0], rows[-1], strict=False):
-            if name.endswith("(C)") and value.strip().isdigit():
-                found[name[:-3]] = int(value)
-        return found
-
-    def rtd_ms(self) -> list[float]:
-        """Response-time samples of rtd 1 (INVITE -> 180), whole ms in SIPp 3.6.1."""
-        samples: list[float] = []
-        for path in self.workdir.glob("*_rtt.csv"):
-            for row in csv.reader(path.open(), delimiter=";"):
-                if len(row) >= 3 and row[2].strip() == "1":
-                    try:
-                        samples.append(float(row[1]))
-                    except ValueError:
-                        pass
-        return samples
-
-
-def wire_calls(peer: LoadPeer) -> tuple[list[float], int, int]:
-    """From the caller's message trace: (PDD seconds per call with a 180, calls
-    whose INVITE went out, calls complete on the wire)."""
-    try:
-        text = peer.message_file.read_text(errors="replace")
-    except FileNotFoundError:
-        return [], 0, 0
-    invite_at: dict[str, Any] = {}
-    ringing_at: dict[str, Any] = {}
-    done: set[str] = set()
-    for msg in parse_message_log(text):
-        call_id = msg.header("Call-ID")
-        if call_id is None or msg.at is None:
-            continue
-        if msg.direction == "sent" and msg.method == "INVITE":
-            invite_at.setdefault(call_id, msg.at)  # a retransmission keeps the first
-        elif msg.direction == "received" and msg.status == 180:
-            ringing_at.setdefault(call_id, msg.at)
-        elif msg.direction == "received" and msg.status == 200 \
-                and msg.cseq_method == "BYE":
-            done.add(call_id)
-    pdd = [(ringing_at[c] - invite_at[c]).total_seconds() for c in invite_at
-           if c in ringing_at]
-    complete = sum(1 for c in invite_at if c in ringing_at and c in done)
-    return pdd, len(invite_at), complete
-
-
-# ---- CPU -----------------------------------------------------------------------------
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_times(pid: int | None) -> tuple[float, float]:
-    """(utime+stime, cutime+cstime) of a process in seconds; zeros if it is gone."""
-    if pid is None:
-        return 0.0, 0.0
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0, 0.0
-    # Fields 14-17 of stat(5), counted after the ")" that ends the command name.
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return (utime + stime) / TICK, (cutime + cstime) / TICK
+    """(own, reaped children's) CPU seconds of a process; zeros if it is gone."""
+    stat = proc_stat(pid)
+    return (stat.cpu_s, stat.children_cpu_s) if stat is not None else (0.0, 0.0)
 
 
 # ---- one run -------------------------------------------------------------------------
@@ -303,23 +156,24 @@ class PbxBench:
         workdir = self.ctx.workdir / "pbx" / f"{self.runs:02d}-{mode}-{rate}"
         pids = self.pbx.status()["pids"]
         asterisk_pid, agent_pid = pids.get("asterisk"), pids.get("fastagi")
-        desk = LoadPeer("desk", workdir)
-        caller = LoadPeer("caller", workdir)
+        desk, caller = SippPeer("desk", workdir), SippPeer("caller", workdir)
         result = Run(mode, rate, calls)
         timeout = calls / rate + 30
         try:
-            desk.start(UAS, DESK_PORT, calls, timeout + 30)
+            start_phone(desk, DESK_PORT, calls, timeout + 30)
             ast0, agent0 = cpu_times(asterisk_pid), cpu_times(agent_pid)
             started = time.monotonic()
-            caller.start(UAC, CALLER_PORT, calls, timeout, rate=rate, service=number,
-                         remote=f"{SIP_HOST}:{SIP_PORT}")
-            result.caller_rc = caller.wait(timeout + 10)
+            start_caller(caller, CALLER_PORT, number, calls, rate, timeout)
+            try:
+                result.caller_rc = caller.wait(timeout + 10)
+            except TimeoutError:
+                caller.stop()
             result.wall_s = time.monotonic() - started
             ast1, agent1 = cpu_times(asterisk_pid), cpu_times(agent_pid)
-            if result.caller_rc is None:
-                caller.stop()
             result.leaked = self._drain()
-            if desk.wait(3) is None:
+            try:
+                desk.wait(3)
+            except TimeoutError:
                 desk.stop()
         finally:
             caller.stop()
@@ -334,19 +188,19 @@ class PbxBench:
                       "asterisk_ms_per_call": 1000 * own / calls,
                       "agent_ms_per_call": 1000 * (children if mode == "process" else agent)
                       / calls}
-        pdd, result.invited, result.complete = wire_calls(caller)
-        counters = caller.counters()
-        result.sipp_failed = counters.get("FailedCall", 0)
+        wire = caller.wire_calls()
+        result.invited, result.complete = wire.invited, wire.complete
+        result.sipp_failed = caller.counters().get("FailedCall", 0)
         result.desk_failed = desk.counters().get("FailedCall", 0)
-        result.no_pdd = calls - len(pdd)
+        result.no_pdd = calls - len(wire.pdd_s)
         result.failed = max(calls - result.complete, result.sipp_failed)
-        if pdd:
-            result.pdd_ms = asdict(Stats.of(pdd))
+        if wire.pdd_s:
+            result.pdd_ms = asdict(Stats.of(wire.pdd_s))
         rtd = caller.rtd_ms()
         result.rtd_p50_ms = statistics.median(rtd) if rtd else None
         if result.invited == 0:
             raise BenchError(f"{mode} @ {rate}/s: the caller sent no INVITE "
-                             f"(rc {result.caller_rc}): {caller.tail()}")
+                             f"(rc {result.caller_rc}):\n{caller.describe()}")
         log(f"  {mode:7} {rate:3d}/s x {calls:4d}: PDD p50 {result.p50:7.2f} ms "
             f"p99 {result.p99:7.2f} ms, failed {result.failed}, desk failed "
             f"{result.desk_failed}, leaked {result.leaked}, Asterisk CPU "
@@ -360,15 +214,9 @@ class PbxBench:
 
     def _drain(self) -> int:
         """Wait for 0 channels; if some stay, return how many and hang them up."""
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        count = self.pbx.channel_count()
-        while count and time.monotonic() < deadline:
-            time.sleep(0.2)
-            count = self.pbx.channel_count()
+        count = self.pbx.drain(DRAIN_TIMEOUT_S, hang_up=True)
         if count:
-            log(f"  {count} channel(s) still up after {DRAIN_TIMEOUT_S:g}s: hanging up")
-            self.pbx.asterisk_rx("channel request hangup all")
-            time.sleep(1)
+            log(f"  {count} channel(s) were still up after {DRAIN_TIMEOUT_S:g}s: hung up")
         return count
 
     def warm_up(self, mode: str, calls: int) -> None:

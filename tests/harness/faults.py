@@ -17,14 +17,14 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.bench_pbx import UAC, UAS, LoadPeer, wire_calls
-from tests.harness.pbx import SIP_HOST, SIP_PORT, TestPBX
-from tests.harness.sipp import parse_message_log
+from tests.harness.load import start_caller, start_phone
+from tests.harness.net import Blackhole
+from tests.harness.pbx import TestPBX
+from tests.harness.sipp import SippPeer
 
 TARGET = "+33612345678"
 RATE = 5  # calls per second
@@ -47,14 +47,6 @@ class StreamResult:
                 str(self.lost), f"{self.max_pdd_ms:.0f}", "; ".join(self.notes)]
 
 
-def _invites(peer: LoadPeer) -> int:
-    if not peer.message_file.exists():
-        return 0
-    return len({m.header("Call-ID") for m in
-                parse_message_log(peer.message_file.read_text(errors="replace"))
-                if m.direction == "received" and m.method == "INVITE"})
-
-
 def run_stream(pbx: TestPBX, workdir: Path, fault: str, seconds: float,
                inject: Callable[[], None] | None = None, at: float = 0.0,
                restore: Callable[[], None] | None = None, restore_at: float = 0.0,
@@ -63,7 +55,7 @@ def run_stream(pbx: TestPBX, workdir: Path, fault: str, seconds: float,
     at `restore_at` s); count where every call went."""
     calls = max(1, int(rate * seconds))
     workdir.mkdir(parents=True, exist_ok=True)
-    desk, carrier, caller = (LoadPeer(name, workdir) for name in ("desk", "carrier", "caller"))
+    desk, carrier, caller = (SippPeer(name, workdir) for name in ("desk", "carrier", "caller"))
     timeline: list[threading.Timer] = []
     errors: list[str] = []
 
@@ -76,30 +68,31 @@ def run_stream(pbx: TestPBX, workdir: Path, fault: str, seconds: float,
         return run
 
     try:
-        desk.start(UAS, DESK_PORT, calls, seconds + 60, trace=True)
-        carrier.start(UAS, CARRIER_PORT, calls, seconds + 60, trace=True)
-        caller.start(UAC, CALLER_PORT, calls, seconds + 40, rate=rate, service="1001",
-                     remote=f"{SIP_HOST}:{SIP_PORT}")
+        start_phone(desk, DESK_PORT, calls, seconds + 60, trace_calls=True)
+        start_phone(carrier, CARRIER_PORT, calls, seconds + 60, trace_calls=True)
+        start_caller(caller, CALLER_PORT, "1001", calls, rate, seconds + 40)
         for action, when in ((inject, at), (restore, restore_at)):
             if action is not None:
                 timer = threading.Timer(when, guarded(action))
                 timer.start()
                 timeline.append(timer)
-        caller.wait(seconds + 50)
+        try:
+            caller.wait(seconds + 50)
+        except TimeoutError:
+            errors.append(f"the caller was still running after {seconds + 50:g} s")
         for timer in timeline:
             timer.join(30)
-        deadline = time.monotonic() + 20
-        while pbx.channel_count() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        pbx.drain(20)
     finally:
         for timer in timeline:
             timer.cancel()
         for peer in (caller, desk, carrier):
             peer.stop()
-    pdd, invited, complete = wire_calls(caller)
-    result = StreamResult(fault, placed=invited, as_configured=_invites(carrier),
-                          fell_back=_invites(desk), lost=invited - complete,
-                          max_pdd_ms=1000 * max(pdd, default=0.0))
+    wire = caller.wire_calls()
+    invited = wire.invited
+    result = StreamResult(fault, placed=invited, as_configured=carrier.calls_received(),
+                          fell_back=desk.calls_received(), lost=invited - wire.complete,
+                          max_pdd_ms=1000 * max(wire.pdd_s, default=0.0))
     result.notes += errors
     leaked = pbx.channel_count()
     if leaked:
@@ -110,38 +103,9 @@ def run_stream(pbx: TestPBX, workdir: Path, fault: str, seconds: float,
     return result
 
 
-class Blackhole:
-    """Accepts TCP connections on a port and never answers: a hung Redis."""
-
-    def __init__(self, port: int):
-        self.server = socket.create_server(("127.0.0.1", port))
-        self.server.settimeout(0.1)
-        self.held: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.held.append(self.server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-        self.server.close()
-        for conn in self.held:
-            conn.close()
-
-
 def _redis(pbx: TestPBX, *command: str) -> bytes:
     """One command to the PBX's Redis over a raw socket (inline protocol)."""
-    port = int((pbx.redis_url or "").rsplit(":", 1)[1].split("/")[0])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", pbx.redis_port), timeout=5) as sock:
         sock.sendall((" ".join(command) + "\r\n").encode())
         return sock.recv(4096)
 
@@ -171,7 +135,7 @@ def _redis_killed(pbx: TestPBX, workdir: Path) -> StreamResult:
 
 
 def _redis_blackholed(pbx: TestPBX, workdir: Path) -> StreamResult:
-    port = int((pbx.redis_url or "").rsplit(":", 1)[1].split("/")[0])
+    port = pbx.redis_port
     holder: list[Blackhole] = []
 
     def blackhole() -> None:
@@ -199,8 +163,7 @@ def _redis_auth(pbx: TestPBX, workdir: Path) -> StreamResult:
 
 
 def _redis_unlock(pbx: TestPBX) -> bytes:
-    port = int((pbx.redis_url or "").rsplit(":", 1)[1].split("/")[0])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", pbx.redis_port), timeout=5) as sock:
         sock.sendall(b"AUTH s3cret\r\nCONFIG SET requirepass \"\"\r\n")
         return sock.recv(4096)
 

@@ -22,7 +22,34 @@ def _answers_ping(port: int, password: str | None) -> bool:
         return False
 
 
-class RedisServer:
+def _launch(args: list[str], port: int, password: str | None, timeout: float,
+            what: str) -> subprocess.Popen:
+    """Start a redis-server (or sentinel) and return once it answers PING on `port`;
+    stopped again if it never does. It writes its own log file (--logfile)."""
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: _answers_ping(port, password), timeout, f"{what} on port {port}")
+    except BaseException:
+        stop_popen(proc)
+        raise
+    return proc
+
+
+class _RedisProcess:
+    proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_popen(self.proc)
+            self.proc = None
+
+
+class RedisServer(_RedisProcess):
     """One redis-server process: no persistence, loopback only, stopped by PID."""
 
     def __init__(self, workdir: Path, port: int | None = None, password: str | None = None,
@@ -38,10 +65,6 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -53,16 +76,8 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         args += self.extra_args
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(lambda: _answers_ping(self.port, self.password), timeout,
-                   f"redis-server on port {self.port}")
+        self.proc = _launch(args, self.port, self.password, timeout, "redis-server")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_popen(self.proc)
-            self.proc = None
 
     def __enter__(self) -> RedisServer:
         return self.start()
@@ -71,7 +86,7 @@ class RedisServer:
         self.stop()
 
 
-class RedisSentinel:
+class RedisSentinel(_RedisProcess):
     """One redis-sentinel watching `service` on a master at 127.0.0.1:`master_port`.
 
     Quick failure detection (1 s) so a failover test finishes in seconds.
@@ -99,14 +114,6 @@ class RedisSentinel:
             lines.append(f"sentinel auth-pass {self.service} {self.password}")
         conf.write_text("\n".join(lines) + "\n")
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        wait_until(lambda: _answers_ping(self.port, None), timeout,
-                   f"redis-sentinel on port {self.port}")
+        self.proc = _launch([binary, str(conf), "--sentinel"], self.port, None, timeout,
+                            "redis-sentinel")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_popen(self.proc)
-            self.proc = None

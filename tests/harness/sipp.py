@@ -1,47 +1,33 @@
-"""SIPp peers for the end-to-end tests, and a parser for what they sent and received.
+"""SIPp peers: one class for every SIPp process the harness runs.
 
-Each `SippPeer` is one `sipp` process that handles exactly one call (`-m 1`) with a
-scenario from tests/e2e/scenarios. The tests assert on what each peer actually saw on
-the wire, so every peer keeps a full message trace (`-trace_msg`), and
-`SippPeer.messages()` parses it back into `SipMessage` objects.
-
-Why the command line looks the way it does (all checked against SIPp 3.6.1):
-- `-i/-mi 127.0.0.1 -bind_local`: the topology is loopback only; nothing listens on
-  other interfaces.
-- `-mp` / `-cp`: every peer gets its own media ports (`-mp` and `-mp`+2) and its own
-  control port, derived from its SIP port and above 30000, so that peers never collide
-  with each other or with Asterisk's RTP range (10000-20000). Left alone, SIPp binds
-  the control port 8888 on 0.0.0.0 and probes upwards, which races when several peers
-  start at once.
-- `-timeout Ns -timeout_error`: a peer whose call never comes, or never ends, exits
-  with an error by itself. It is also what reaps a peer if the test process dies
-  without running its fixtures.
-- `-nostdin` and stdin=DEVNULL keep SIPp from reading keyboard commands; `-bg` is not
-  used, because it would fork and we would lose the PID we must stop.
+A `SippPeer` is one `sipp` process. Its command line is tests/harness/sippcmd.py's
+defaults with the caller's overrides: an e2e phone handles one call with full traces
+(the defaults); a load caller of the benchmark, the soak or the faults script places
+N calls at a rate (`max_calls`, `options={"-r": ...}`, `traces=LOAD_TRACES`). What
+each peer saw is parsed back from its own trace (tests/harness/siptrace.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import csv
 import re
-import shutil
 import subprocess
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote
 
-from tests.harness.procs import pid_alive, stop_popen
-
-SCENARIOS = Path(__file__).resolve().parents[1] / "e2e" / "scenarios"
-"""Where the scenario XML files live."""
-
-SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-HOST = "127.0.0.1"
+from tests.harness.procs import pid_alive, spawn, stop_popen, udp_bound
+from tests.harness.sippcmd import (
+    CALL_TRACES,
+    HOST,
+    SIPP,
+    command,
+    scenario_path,
+    scenario_variables,
+)
+from tests.harness.siptrace import SipMessage, WireCalls, parse_message_log, wire_calls
 
 # SIPp exit codes worth naming in failure messages.
 EXIT_CODES = {
@@ -53,164 +39,9 @@ EXIT_CODES = {
     254: "fatal error binding a socket",
 }
 
-# RFC 3261 compact header forms, so lookups work whichever form the sender used.
-COMPACT_FORMS = {
-    "f": "from",
-    "t": "to",
-    "i": "call-id",
-    "v": "via",
-    "m": "contact",
-    "l": "content-length",
-    "c": "content-type",
-    "e": "content-encoding",
-    "k": "supported",
-    "s": "subject",
-    "o": "event",
-    "r": "refer-to",
-    "b": "referred-by",
-    "x": "session-expires",
-    "u": "allow-events",
-}
+FLOW_SHOWN = 60  # messages of the flow in describe(); a load peer logs thousands
 
-_BLOCK_SEPARATOR = re.compile(r"^-{20,} ?(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)?.*$",
-                              re.MULTILINE)
-_HEADLINE = re.compile(
-    r"^(?P<transport>UDP|TCP|TLS|SCTP) message (?P<direction>sent|received)"
-    # "sent (N bytes):" and "received [N] bytes :"
-    r"\s*[(\[]\s*(?P<size>\d+)\s*(?:bytes\s*)?[)\]]\s*(?:bytes)?\s*:?\s*$"
-)
 _URI_USER = re.compile(r"(?:sips?|tel):(?P<user>[^@;>?\s]+)", re.IGNORECASE)
-
-
-def _canonical(name: str) -> str:
-    name = name.strip().lower()
-    return COMPACT_FORMS.get(name, name)
-
-
-class Headers:
-    """Case-insensitive multi-dict of SIP headers that also understands compact forms.
-
-    SIP allows a header to repeat (Via, Diversion...) and to be spelt `f:` instead of
-    `From:`; a plain dict would silently drop or miss those.
-    """
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = list(items)
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of `name`, in order (a comma-joined header stays one value)."""
-        key = _canonical(name)
-        return [value for header, value in self._items if _canonical(header) == key]
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of `name`, or `default`."""
-        values = self.get_all(name)
-        return values[0] if values else default
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self.get_all(name))
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-
-@dataclass(frozen=True)
-class SipMessage:
-    """One SIP message as SIPp logged it, with the direction seen from that peer."""
-
-    direction: str  # "sent" or "received"
-    first_line: str
-    headers: Headers = field(repr=False)
-    body: str = field(default="", repr=False)
-    raw: str = field(default="", repr=False)
-    at: datetime | None = None  # when SIPp logged it (the host clock, shared by all peers)
-
-    @property
-    def is_request(self) -> bool:
-        return not self.first_line.startswith("SIP/2.0")
-
-    @property
-    def method(self) -> str | None:
-        """Request method (INVITE, BYE...), or None for a response."""
-        return self.first_line.split(" ", 1)[0] if self.is_request else None
-
-    @property
-    def status(self) -> int | None:
-        """Response status code, or None for a request."""
-        if self.is_request:
-            return None
-        parts = self.first_line.split(" ", 2)
-        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
-
-    @property
-    def request_uri(self) -> str | None:
-        parts = self.first_line.split(" ")
-        return parts[1] if self.is_request and len(parts) > 1 else None
-
-    @property
-    def cseq_method(self) -> str | None:
-        """The method in CSeq, which is how a response says what it answers."""
-        cseq = self.header("CSeq")
-        return cseq.split()[-1].upper() if cseq and cseq.split() else None
-
-    @property
-    def to_tag(self) -> str | None:
-        to = self.header("To") or ""
-        match = re.search(r";\s*tag=([^;>\s]+)", to.split(">")[-1] if ">" in to else to)
-        return match.group(1) if match else None
-
-    def header(self, name: str) -> str | None:
-        """First value of header `name` (case-insensitive, compact forms accepted)."""
-        return self.headers.get(name)
-
-    def header_all(self, name: str) -> list[str]:
-        return self.headers.get_all(name)
-
-
-def parse_message(text: str, direction: str) -> SipMessage:
-    """Parse one SIP message (start line, headers, body)."""
-    text = text.replace("\r\n", "\n").strip("\n")
-    head, _, body = text.partition("\n\n")
-    lines = head.split("\n")
-    items: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and items:  # folded continuation line
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}")
-        elif ":" in line:
-            name, value = line.split(":", 1)
-            items.append((name.strip(), value.strip()))
-    return SipMessage(direction, lines[0].strip(), Headers(items), body, text)
-
-
-def parse_message_log(text: str) -> list[SipMessage]:
-    """Parse a SIPp `-message_file` into messages, in log order.
-
-    Blocks look like a dashed separator with a timestamp, then
-    `UDP message sent (N bytes):` or `UDP message received [N] bytes :`, a blank line
-    and the message. Other blocks SIPp may write (notes on ignored provisionals and the
-    like) are skipped.
-    """
-    messages: list[SipMessage] = []
-    separators = list(_BLOCK_SEPARATOR.finditer(text))
-    for number, separator in enumerate(separators):
-        end = separators[number + 1].start() if number + 1 < len(separators) else len(text)
-        block = text[separator.end():end].lstrip("\r\n")
-        headline, _, rest = block.partition("\n")
-        match = _HEADLINE.match(headline.strip())
-        if not match or not rest.strip():
-            continue
-        stamp = separator.group("stamp")
-        messages.append(dataclasses.replace(
-            parse_message(rest, match.group("direction")),
-            at=datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f") if stamp else None))
-    return messages
 
 
 def uri_user(value: str | None) -> str | None:
@@ -236,61 +67,8 @@ def diversion_number(msg: SipMessage) -> str | None:
     return uri_user(msg.header("Diversion"))
 
 
-def scenario_path(scenario: str | Path) -> Path:
-    """Resolve `uas_busy`, `uas_busy.xml` or a path to an existing scenario file."""
-    path = Path(scenario)
-    if not path.suffix:
-        path = path.with_suffix(".xml")
-    if not path.is_absolute() and not path.exists():
-        path = SCENARIOS / path
-    if not path.is_file():
-        raise FileNotFoundError(f"no SIPp scenario {scenario!r} (looked in {SCENARIOS})")
-    return path
-
-
-def scenario_variables(path: Path) -> set[str]:
-    """Names the scenario declares in <Global variables="..."/>, i.e. what -set accepts.
-
-    SIPp refuses an undeclared -set with a terse message in its log; checking here
-    names the scenario and the allowed variables instead.
-    """
-    names: set[str] = set()
-    for element in ET.parse(path).getroot().iter("Global"):
-        names.update(v.strip() for v in element.get("variables", "").split(",") if v.strip())
-    return names
-
-
-def media_base_port(sip_port: int) -> int:
-    """First of the ports reserved for a peer: media at +0 and +2, control at +6.
-
-    30000 + 10 * (port mod 3000) keeps every peer on its own 10-port block, above
-    Asterisk's RTP range and below 60000, for any SIP port.
-    """
-    return 30000 + 10 * (sip_port % 3000)
-
-
-def udp_bound(port: int, hosts: Iterable[str] = (HOST,)) -> bool:
-    """Whether something has bound UDP host:port, read from /proc/net/udp.
-
-    A bind is the only reliable "SIPp is ready" signal: SIPp prints nothing useful
-    to a non-terminal, and a UAS that is not listening yet loses the PBX's INVITE.
-    """
-    wanted = {f"{_hex_ip(host)}:{port:04X}" for host in hosts}
-    try:
-        with open("/proc/net/udp") as table:
-            rows = [line.split() for line in table.readlines()[1:]]
-    except OSError:
-        return False
-    return any(len(row) > 1 and row[1] in wanted for row in rows)
-
-
-def _hex_ip(host: str) -> str:
-    """127.0.0.1 -> 0100007F, the little-endian form /proc/net/udp uses."""
-    return "".join(f"{int(part):02X}" for part in reversed(host.split(".")))
-
-
 class SippPeer:
-    """One SIPp process handling one call; stop it by PID whatever happens.
+    """One SIPp process; stop it by PID whatever happens.
 
     Usage::
 
@@ -316,6 +94,7 @@ class SippPeer:
         self.error_file = self.workdir / f"{name}.errors.log"
         self.log_file = self.workdir / f"{name}.actions.log"
         self.screen_file = self.workdir / f"{name}.screen.log"
+        self.stat_file = self.workdir / f"{name}.stat.csv"
         self.output_file = self.workdir / f"{name}.out"
 
     # -- process ---------------------------------------------------------------------
@@ -331,6 +110,8 @@ class SippPeer:
         timeout_s: float = 60.0,
         ready_timeout_s: float = 5.0,
         max_calls: int = 1,
+        traces: Collection[str] = CALL_TRACES,
+        options: Mapping[str, object] | None = None,
     ) -> SippPeer:
         """Run `sipp` on 127.0.0.1:`port`, and return once its SIP socket is bound.
 
@@ -339,7 +120,8 @@ class SippPeer:
         `-set NAME VALUE`. `timeout_s` is SIPp's own global timeout: past it SIPp
         exits non-zero by itself, so a lost peer can't outlive the test by much.
         `max_calls`: calls the peer handles before it exits (a carrier that refuses the
-        first INVITE of a leg and answers its retry takes 2).
+        first INVITE of a leg and answers its retry takes 2; a load caller, N).
+        `traces` and `options`: see sippcmd.trace_options() and sippcmd.command().
         """
         if self.proc is not None:
             raise RuntimeError(f"SIPp peer {self.name} already started")
@@ -357,36 +139,16 @@ class SippPeer:
             raise RuntimeError(f"UDP {HOST}:{port} is already in use; a stale peer?")
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.message_file, self.error_file, self.log_file, self.screen_file):
+        for stale in (self.message_file, self.error_file, self.log_file, self.screen_file,
+                      self.stat_file, self.output_file):
             stale.unlink(missing_ok=True)
-        base = media_base_port(port)
-        argv = [
-            self.sipp,
-            "-sf", str(path),
-            "-i", HOST, "-mi", HOST, "-bind_local",
-            "-p", str(port),
-            "-mp", str(base),
-            "-ci", HOST, "-cp", str(base + 6),
-            "-m", str(max_calls),
-            "-nostdin",
-            "-trace_msg", "-message_file", str(self.message_file),
-            "-trace_err", "-error_file", str(self.error_file),
-            "-trace_logs", "-log_file", str(self.log_file),
-            "-trace_screen", "-screen_file", str(self.screen_file),
-            "-timeout", f"{max(1, round(timeout_s))}s", "-timeout_error",
-        ]  # fmt: skip
-        if service is not None:
-            argv += ["-s", service]
-        for key, value in variables.items():
-            argv += ["-set", key, str(value)]
-        if remote is not None:
-            argv.append(remote)
-        self.argv, self.port, self.scenario = argv, port, path
-        with open(self.output_file, "wb") as out:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )  # fmt: skip
+        files = {"msg": self.message_file, "err": self.error_file, "logs": self.log_file,
+                 "screen": self.screen_file, "stat": self.stat_file}
+        self.argv = command(path, port, files, service=service, remote=remote,
+                            variables=variables, timeout_s=timeout_s, max_calls=max_calls,
+                            traces=traces, options=options or {}, sipp=self.sipp)
+        self.port, self.scenario = port, path
+        self.proc = spawn(self.argv, self.output_file, cwd=self.workdir)
         deadline = time.monotonic() + ready_timeout_s
         while not udp_bound(port):
             if self.proc.poll() is not None:
@@ -519,16 +281,54 @@ class SippPeer:
         except FileNotFoundError:
             return ""
 
+    # -- many calls (load peers) -----------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """The last row of the "stat" trace: cumulative (C) counters, by column name."""
+        try:
+            with self.stat_file.open(errors="replace") as stats:
+                rows = [row for row in csv.reader(stats, delimiter=";") if row]
+        except FileNotFoundError:
+            return {}
+        if len(rows) < 2:
+            return {}
+        return {name[:-3]: int(value) for name, value in zip(rows[0], rows[-1], strict=False)
+                if name.endswith("(C)") and value.strip().isdigit()}
+
+    def rtd_ms(self) -> list[float]:
+        """Samples of response time 1 from the "rtt" trace, in whole ms (SIPp 3.6.1)."""
+        if self.proc is None:
+            return []
+        samples: list[float] = []
+        for path in self.workdir.glob(f"*_{self.proc.pid}_rtt.csv"):  # <scenario>_<pid>_
+            with path.open(errors="replace") as rtt:
+                for row in csv.reader(rtt, delimiter=";"):
+                    if len(row) >= 3 and row[2].strip() == "1":
+                        try:
+                            samples.append(float(row[1]))
+                        except ValueError:
+                            pass
+        return samples
+
+    def wire_calls(self) -> WireCalls:
+        """Post-dial delay and completeness of each call this (caller) peer placed."""
+        return wire_calls(self.messages())
+
+    def calls_received(self) -> int:
+        """Distinct calls (Call-IDs) whose INVITE reached this (phone) peer."""
+        return len({m.header("Call-ID") for m in self.requests_received("INVITE")})
+
     def describe(self) -> str:
         """A summary for assertion messages: exit code, SIPp errors, the message flow."""
         rc = self.returncode
         meaning = EXIT_CODES.get(rc, "") if rc is not None else "still running"
         if self.stopped_by_us:
             meaning = "stopped by the harness before it finished; rc is meaningless"
+        messages = self.messages()
         flow = " ".join(
             ("->" if m.direction == "sent" else "<-") + (m.method or str(m.status))
-            for m in self.messages()
-        )
+            for m in messages[:FLOW_SHOWN]
+        ) + (f" ... ({len(messages)} messages)" if len(messages) > FLOW_SHOWN else "")
         parts = [
             f"[{self.name}] {self.scenario.name if self.scenario else '?'} on port {self.port}"
             f" pid {self.pid} rc={rc} ({meaning})",
