@@ -20,8 +20,8 @@ import pytest
 from tests.compose.engine import REDIS_IMAGE, DockerEngine
 from tests.compose.stack import ComposeStack
 from tests.harness.calls import Callee, CallResult, place_call
-from tests.harness.pbx import SIP_HOST, SIP_PORT, tcp_port_free, udp_port_free
-from tests.harness.procs import free_port
+from tests.harness.pbx import SIP_HOST, SIP_PORT
+from tests.harness.procs import free_port, tcp_port_free, udp_port_free
 
 FASTAGI = ("127.0.0.1", 4573)
 TIMINGS: dict[str, float] = {}

@@ -20,8 +20,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.harness.pbx import TestPBX, mounts_under, run
-from tests.harness.procs import pid_alive, stop_pid, wait_until
+from tests.harness.procs import pid_alive, run, stop_pid, wait_until
+from tests.harness.rootfs import ensure_rootfs, mounts_under
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "debian:sid-slim"  # what docker/Dockerfile.asterisk builds FROM
@@ -204,7 +204,7 @@ class DockerEngine:
 
     def ensure_base_image(self) -> str:
         """`debian:sid-slim`, imported from the test PBX's cached rootfs, once per rootfs."""
-        rootfs = TestPBX(ROOT).ensure_rootfs()
+        rootfs = ensure_rootfs(ROOT)
         probe = subprocess.run(["docker", "image", "inspect", BASE_IMAGE, "--format",
                                 f'{{{{index .Config.Labels "{ROOTFS_LABEL}"}}}}'],
                                env=self.env, capture_output=True, text=True, check=False)

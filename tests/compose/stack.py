@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.compose.engine import ROOT, DockerEngine
-from tests.harness.pbx import run
+from tests.harness.procs import run
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"
 PROJECT = "callroute"  # `name:` in compose.yml
