@@ -1,35 +1,23 @@
-"""The HTTP API on the real test PBX: what an employee sets through callroute-web is what
-the next real SIP call does."""
+"""The HTTP API on the real test PBX: what an employee sets through the PBX's own
+callroute-web (started by `up`, its URL in `status()`) is what the next real SIP call does."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from tests.harness.calls import carrier, desk
 from tests.harness.pbx import TestPBX
-from tests.harness.web import WebServer
 
 TARGET = "+33612345678"
 
 
-@pytest.fixture
-def web(pbx: TestPBX, tmp_path: Path) -> Iterator[WebServer]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **pbx.callroute_env(),
-           "CALLROUTE_CONFIG": os.devnull}
-    with WebServer(env, tmp_path / "web.log") as server:
-        yield server
-
-
 def test_employee_turns_forwarding_on_and_the_next_call_rings_only_the_target(
-        cli, call, web: WebServer) -> None:
+        cli, call, pbx: TestPBX) -> None:
+    web = pbx.status()["web"]
+    assert httpx.get(f"{web}/healthz", timeout=10).json() == {"redis": "ok"}
     cli("user", "add", "eve", "--role", "user", "--ext", "1001")
     token = cli("token", "create", "eve").strip()
-    resp = httpx.patch(f"{web.url}/api/v1/extensions/1001/forwarding",
+    resp = httpx.patch(f"{web}/api/v1/extensions/1001/forwarding",
                        headers={"Authorization": f"Bearer {token}"}, timeout=10,
                        json={"enabled": True, "target": "06 12 34 56 78"})
     assert resp.status_code == 200, resp.text

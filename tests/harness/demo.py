@@ -8,6 +8,7 @@ the demo always prints the whole table.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -180,5 +181,28 @@ Change the settings with the CLI, then call again:
   .venv/bin/callroute forward on 1001 0612345678 --require-keypress
   .venv/bin/callroute ext show 1001
   .venv/bin/callroute forward off 1001
-""")
+{_office_manager(pbx, status["web"])}""")
     return 0 if all(row[-1] == "yes" for row in rows) else 1
+
+
+def _office_manager(pbx: TestPBX, url: str) -> str:
+    """How to log in to callroute-web: a fresh `admin` account whose generated password
+    is shown here once (the store keeps only its argon2id hash)."""
+    from agi.accounts import Accounts, generate_password
+    from agi.config import load
+    from agi.store import AdminStore
+
+    store = AdminStore(load({**pbx.callroute_env(), "CALLROUTE_CONFIG": os.devnull}))
+    try:
+        accounts = Accounts(store)
+        password = generate_password()
+        if accounts.get_user("admin") is None:
+            accounts.add_user("admin", "admin", [], password)
+        else:  # from an earlier demo: a new password ends its old sessions
+            accounts.set_password("admin", password)
+    finally:
+        store.close()
+    return (f"The Office Manager and the HTTP API (callroute-web) are at {url}:\n"
+            f"  log in as admin, password {password} (shown once; change it with\n"
+            f"  .venv/bin/callroute user passwd admin --password-stdin)\n"
+            f"  curl -u admin:{password} -X POST {url}/api/v1/tokens   # an API token\n")

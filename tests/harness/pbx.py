@@ -25,10 +25,12 @@ from tests.harness.procs import run, spawn, tcp_port_free, udp_port_free, wait_u
 from tests.harness.redis_server import RedisServer
 from tests.harness.seeding import CALLROUTE_SETTINGS, SeedSnapshot, run_cli, seed
 from tests.harness.supervisor import Supervisor, is_ours
+from tests.harness.web import WebServer
 
 SIP_HOST, SIP_PORT = "127.0.0.1", 5060
 AGI_MODES = ("fastagi", "process")
 FASTAGI_HOST, FASTAGI_PORT = "127.0.0.1", 4573
+WEB_HOST, WEB_PORT = "127.0.0.1", 8080  # callroute-web: the API (and the pages)
 # What the dialplan global CALLROUTE_AGI is set to (via Asterisk's environment).
 AGI_COMMANDS = {
     "process": "/opt/callroute/bin/callroute-agi",
@@ -46,7 +48,7 @@ RUN_DIRS = {
     "astspooldir": "spool", "astrundir": "run", "astlogdir": "log",
     "astdbdir": "db", "astcachedir": "cache",
 }
-PROCESSES = ("asterisk", "redis", "fastagi")
+PROCESSES = ("asterisk", "redis", "fastagi", "web")
 
 
 class TestPBX:
@@ -121,10 +123,12 @@ class TestPBX:
 
     def status(self) -> dict[str, Any]:
         state = self.procs.load() or {}
-        needed = ("asterisk", "redis") + (("fastagi",) if state.get("agi") == "fastagi" else ())
+        needed = ("asterisk", "redis", "web") + (
+            ("fastagi",) if state.get("agi") == "fastagi" else ())
         return {
             "running": bool(state) and all(is_ours(state.get(name)) for name in needed),
             "sip": f"{SIP_HOST}:{SIP_PORT}",
+            "web": f"http://{WEB_HOST}:{WEB_PORT}",
             "redis_url": state.get("redis", {}).get("url"),
             "spool": str(self.spool),
             "log": str(self.log_file),
@@ -200,6 +204,18 @@ class TestPBX:
                              FASTAGI_PORT, env, self.run_dir / "fastagi.log")
         self.procs.adopt("fastagi", proc)
 
+    def start_web(self) -> None:
+        """Start callroute-web (the API and the Office Manager) on WEB_PORT and wait until
+        it serves. No-op if it runs."""
+        if self.procs.running("web"):
+            return
+        if not tcp_port_free(WEB_HOST, WEB_PORT):
+            raise RuntimeError(f"TCP {WEB_HOST}:{WEB_PORT} is taken by another process")
+        env = {**os.environ, **self.callroute_env(), "CALLROUTE_CONFIG": os.devnull}
+        web = WebServer(env, self.run_dir / "web.log", port=WEB_PORT).start()
+        assert web.proc is not None
+        self.procs.adopt("web", web.proc)
+
     def stop_agent(self) -> None:
         """Stop callroute-fastagi (SIGTERM: it drains calls in flight first)."""
         self.procs.stop("fastagi")
@@ -231,6 +247,7 @@ class TestPBX:
             self.seed()
         if agi_mode == "fastagi":
             self.start_agent()
+        self.start_web()
         self._start_asterisk(rootfs, agi_mode)
         self._wait_ready()
         fs.log(f"up in {time.monotonic() - started:.1f}s")
@@ -307,6 +324,7 @@ class TestPBX:
             # Asterisk led its own session: end AGI children it may have left.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(asterisk["pid"], signal.SIGKILL)
+        self.procs.stop("web")
         self.procs.stop("fastagi")
         self.procs.stop("redis")
         if "rootfs" in state:
