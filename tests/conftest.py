@@ -206,7 +206,8 @@ def fake_asterisk(config_env: Callable[..., dict[str, str]],
 
 @pytest.fixture
 def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgiServer]]:
-    """Start FastAgiServer instances in threads; all stopped and drained afterwards."""
+    """Start FastAgiServer instances (each its own event loop in a thread); all stopped
+    and drained afterwards."""
     running: list[tuple[FastAgiServer, threading.Thread]] = []
 
     def start(redis_url: str = "redis://127.0.0.1:6379/0", *, host: str = "127.0.0.1",
@@ -216,10 +217,10 @@ def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., F
         thread = threading.Thread(target=server.serve, daemon=True)
         thread.start()
         running.append((server, thread))
+        assert server.wait_ready(5), "FastAGI server did not start"
         return server
 
     yield start
     for server, thread in running:
         server.stop()
-        thread.join(5)
-        server.drain(5)
+        thread.join(server.drain_timeout + 5)
