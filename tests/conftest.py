@@ -7,6 +7,7 @@ on a free loopback port in a temporary directory and is stopped even when tests 
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -214,7 +215,9 @@ def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., F
               **options: object) -> FastAgiServer:
         config = load(config_env(redis_url=redis_url, timeout_ms="300"))
         server = FastAgiServer(config, host, 0, **options)
-        thread = threading.Thread(target=server.serve, daemon=True)
+        # CALLROUTE_TEST_LOOP=uvloop runs these servers on uvloop (if installed).
+        loop = os.environ.get("CALLROUTE_TEST_LOOP", "asyncio")
+        thread = threading.Thread(target=server.serve, args=(loop,), daemon=True)
         thread.start()
         running.append((server, thread))
         assert server.wait_ready(5), "FastAGI server did not start"

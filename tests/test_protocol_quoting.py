@@ -222,3 +222,42 @@ def test_apply_route_sets_status_last_and_logs_nothing_when_ok(
     assert mset_pairs(sent[0]) == [
         (v.MODE, v.MODE_RING), (v.DIAL, "PJSIP/1001"), (v.MAILBOX, "1001@default"),
         (v.STATUS, v.STATUS_OK)]
+
+
+# ---- EXEC MSet: the decision's variables in one command ---------------------------------
+
+MSET_HOSTILE = ['say "hi"', "a\\b\\", "+336,1,U(evil)", "a=b=c", "${X}$[1+1]", "{n}}{",
+                "Zo\u00e9 \u260e", "((x", "x)y))", "[a]]b[", "a|b;c'd`e&f", "end\\",
+                'x,CALLROUTE_EVIL=1', "  two  ", ',\\"()[]=$' * 60, "\\" * 3000]
+
+
+def test_mset_values_survive_both_of_asterisks_parsers() -> None:
+    """Asterisk's AGI parser, then MSet's separate_args (re-implemented in
+    tests/fake_asterisk.py and checked against the real PBX in
+    tests/e2e/test_variable_transport.py): every pair comes back as sent."""
+    from agi.protocol import set_variables_commands
+    from tests.fake_asterisk import set_pairs
+
+    pairs = [(f"CALLROUTE_V{i}", value) for i, value in enumerate(MSET_HOSTILE)]
+    commands = set_variables_commands(pairs)
+    assert all(len(line.encode()) < AGI_BUF_LEN - 1 for line in commands)
+    got = set_pairs([_words(line) for line in commands])
+    assert [name for name, _ in got] == [name for name, _ in pairs]
+    for (name, sent), (_, held) in zip(pairs, got, strict=True):
+        assert sent.startswith(held) and (held == sent or len(sent) > 1000), name
+    assert "CALLROUTE_EVIL" not in dict(got)
+
+
+def test_a_whole_decision_is_one_mset_status_last() -> None:
+    from agi.protocol import set_variables_commands
+
+    pairs = [(name, "x,y") for name in v.ALL]
+    (command,) = set_variables_commands(pairs)
+    assert mset_pairs(_words(command)) == pairs
+
+
+def test_mset_refuses_a_name_that_is_not_a_variable() -> None:
+    from agi.protocol import set_variables_commands
+
+    with pytest.raises(ValueError):
+        set_variables_commands([("CALLROUTE_X=1,Y", "v")])

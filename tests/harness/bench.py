@@ -590,8 +590,16 @@ def pbx_level(ctx: Context) -> SectionReport:
     return bench_pbx.pbx_level(ctx)
 
 
+def fastagi_level(ctx: Context) -> SectionReport:
+    """Issue 13: round trips, 8/64 clients, starvation, SIGTERM (tests/harness/bench_fastagi.py)."""
+    from tests.harness import bench_fastagi  # it imports this module: import it late
+
+    return bench_fastagi.fastagi_level(ctx)
+
+
 SECTIONS: list[tuple[str, Callable[[Context], SectionReport]]] = [
     ("decision", decision_level),
+    ("fastagi", fastagi_level),
     ("pbx", pbx_level),
 ]
 
