@@ -154,6 +154,7 @@ class FastAgiServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._stop_requested = False
 
     @property
     def pending(self) -> int:
@@ -175,11 +176,13 @@ class FastAgiServer:
         return self._ready.wait(timeout)
 
     def stop(self) -> None:
-        """Stop accepting and drain; callable from any thread or a signal handler."""
-        self._ready.wait(5.0)
-        if self._loop is not None and self._stop is not None:
+        """Stop accepting and drain; callable from any thread or a signal handler, even
+        before the loop runs (then it stops as soon as it starts)."""
+        self._stop_requested = True
+        loop, event = self._loop, self._stop
+        if loop is not None and event is not None:
             try:
-                self._loop.call_soon_threadsafe(self._stop.set)
+                loop.call_soon_threadsafe(event.set)
             except RuntimeError:
                 pass  # the loop has already finished
 
@@ -187,6 +190,8 @@ class FastAgiServer:
         self._loop = asyncio.get_running_loop()
         self._loop.set_default_executor(self.executor)  # DNS for a Redis host name
         self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
         # A burst of connections (idle ones included) must not overflow the accept
         # queue: a dropped SYN costs a real call a 1 s retransmit.
         server = await asyncio.start_server(self._handle, sock=self.sock,

@@ -296,6 +296,20 @@ def test_sigterm_lets_a_call_in_flight_finish_and_says_so(redis_server, config_e
     assert "every call in flight finished" in text and "were cut" not in text
 
 
+def test_a_stop_before_the_loop_runs_is_not_lost(fr_config) -> None:
+    """SIGTERM during start-up: the server stops as soon as its loop starts."""
+    import threading
+
+    from agi.fastagi import FastAgiServer
+
+    server = FastAgiServer(fr_config, "127.0.0.1", 0)
+    server.stop()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
