@@ -209,7 +209,8 @@ class FastAgiServer:
         tasks = {conn.task for conn in self.table.all() if conn.task is not None}
         if tasks:
             _, still = await asyncio.wait(tasks, timeout=self.drain_timeout)
-            self.cut = len(still)
+            # Calls, not connections: one still sending its environment is not a call.
+            self.cut = self.table.busy
             for task in still:
                 task.cancel()
             if still:

@@ -296,6 +296,32 @@ def test_sigterm_lets_a_call_in_flight_finish_and_says_so(redis_server, config_e
     assert "every call in flight finished" in text and "were cut" not in text
 
 
+def test_sigterm_with_only_an_idle_connection_cuts_no_call(redis_server, config_env,
+                                                          tmp_path: Path) -> None:
+    """A connection that never sent its environment is not a call in flight: it gets
+    its environment deadline, and the log does not count it as a cut call."""
+    port = free_port()
+    env = {**os.environ, **config_env(redis_url=redis_server.url)}
+    log = tmp_path / "fastagi.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([str(console_script("callroute-fastagi")), "--listen",
+                                 f"127.0.0.1:{port}", "--drain-timeout", "5",
+                                 "--env-timeout", "0.5"], env=env,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        with connect(port):
+            time.sleep(0.1)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(5) == 0
+            assert time.monotonic() - started < 1.5
+    finally:
+        stop_popen(proc)
+    text = log.read_text()
+    assert "every call in flight finished" in text and "were cut" not in text
+
+
 def test_a_stop_before_the_loop_runs_is_not_lost(fr_config) -> None:
     """SIGTERM during start-up: the server stops as soon as its loop starts."""
     import threading
