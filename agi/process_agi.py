@@ -36,15 +36,20 @@ class Pyst2Session(AgiSession):
             self._agi._got_sighup = True
         self.env = self._agi.env
 
-    def _exchange(self, command: str) -> str:
+    def _send(self, command: str) -> None:
         try:
             self._agi.test_hangup()
             self._agi.send_command(command)
-            return self._agi.stdin.readline()
         except self._hangup_errors as exc:
             raise ChannelHungUp(str(exc)) from None
         except OSError as exc:  # broken pipe: Asterisk is gone
             _discard_unsent_output(self._agi.stdout)
+            raise ChannelHungUp(str(exc)) from None
+
+    def _readline(self) -> str:
+        try:
+            return self._agi.stdin.readline()
+        except OSError as exc:
             raise ChannelHungUp(str(exc)) from None
 
 

@@ -23,13 +23,30 @@ def compute_route(config: Config, ext: str, pool: RespPool | None = None) -> rou
     return routing.decide(ext, fields, company, config)
 
 
+def request_extension(env: dict[str, str], argv: list[str]) -> str:
+    """The extension the dialplan asks about, from the command line or AGI environment.
+
+    Process AGI gets the extension on its command line too, which no caller-controlled
+    text can forge; the environment (all FastAGI has) is protected by the dialplan.
+    Never agi_extension: the dialplan runs us inside a Gosub, where it is `s`, so a
+    request without the argument would route extension "s". It is INVALID instead.
+    """
+    return argv[0] if argv else env.get("agi_arg_1", "")
+
+
+def route_log_line(ext: str, route: routing.Route) -> str | None:
+    """The VERBOSE line for a decision that is not OK (one per affected call, no
+    traceback: an outage must not flood the log); None for OK."""
+    if route.status == v.STATUS_OK:
+        return None
+    return f"callroute: ext {ext[:40]!r}: {route.status} {route.mode} ({route.reason})"
+
+
 def apply_route(session: AgiSession, ext: str, route: routing.Route) -> None:
-    for name, value in route.variables():
-        session.set_variable(name, value)
-    if route.status != v.STATUS_OK:
-        # One line per affected call, no traceback: an outage must not flood the log.
-        session.verbose(f"callroute: ext {ext[:40]!r}: {route.status} {route.mode} "
-                        f"({route.reason})", 1)
+    """Every variable in one EXEC MSet (see docs/dialplan-contract.md), then the log line."""
+    session.set_variables(route.variables())
+    if (line := route_log_line(ext, route)) is not None:
+        session.verbose(line, 1)
 
 
 def handle_route(session: AgiSession, argv: list[str], config: Config | None = None,
@@ -40,11 +57,7 @@ def handle_route(session: AgiSession, argv: list[str], config: Config | None = N
     or with none set, which the dialplan treats as "the agent broke" and handles by
     ringing the default device.
     """
-    # Process AGI gets the extension on its command line too, which no caller-controlled
-    # text can forge; the environment (all FastAGI has) is protected by the dialplan.
-    # Never agi_extension: the dialplan runs us inside a Gosub, where it is `s`, so a
-    # request without the argument would route extension "s". It is INVALID instead.
-    ext = argv[0] if argv else session.argument(1)
+    ext = request_extension(session.env, argv)
     try:
         if config is None:
             config = load()

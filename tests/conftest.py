@@ -7,6 +7,7 @@ on a free loopback port in a temporary directory and is stopped even when tests 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -185,20 +186,23 @@ def fake_asterisk(config_env: Callable[..., dict[str, str]],
 
 @pytest.fixture
 def serve(config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgiServer]]:
-    """Start FastAgiServer instances in threads; all stopped and drained afterwards."""
+    """Start FastAgiServer instances (each its own event loop in a thread); all stopped
+    and drained afterwards."""
     running: list[tuple[FastAgiServer, threading.Thread]] = []
 
     def start(redis_url: str = "redis://127.0.0.1:6379/0", *, host: str = "127.0.0.1",
               **options: object) -> FastAgiServer:
         config = load(config_env(redis_url=redis_url, timeout_ms="300"))
         server = FastAgiServer(config, host, 0, **options)
-        thread = threading.Thread(target=server.serve, daemon=True)
+        # CALLROUTE_TEST_LOOP=uvloop runs these servers on uvloop (if installed).
+        loop = os.environ.get("CALLROUTE_TEST_LOOP", "asyncio")
+        thread = threading.Thread(target=server.serve, args=(loop,), daemon=True)
         thread.start()
         running.append((server, thread))
+        assert server.wait_ready(5), "FastAGI server did not start"
         return server
 
     yield start
     for server, thread in running:
         server.stop()
-        thread.join(5)
-        server.drain(5)
+        thread.join(server.drain_timeout + 5)

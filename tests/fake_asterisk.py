@@ -73,6 +73,86 @@ def parse_args(line: str) -> list[str]:
     return words
 
 
+def separate_args(data: str, delim: str, max_args: int) -> list[str]:
+    """Asterisk's __ast_app_separate_args() with remove_chars (main/app.c), which MSet
+    uses twice: `,` between pairs (24 at most), then `=` within a pair (2).
+
+    `delim` splits outside quotes, parentheses and brackets; `"` toggles quoting and is
+    dropped; `\\` is dropped and makes the next character literal. Once max_args - 1
+    arguments are split off, the rest is the last argument AS IS (no unescaping).
+    """
+    args: list[str] = []
+    paren = bracket = 0
+    quoted = False
+    i = 0
+    current: list[str] = []
+    split_at_end = False
+    while i < len(data) and len(args) < max_args - 1:
+        ch = data[i]
+        split_at_end = False
+        if ch == "(":
+            paren += 1
+        elif ch == ")":
+            paren = max(0, paren - 1)
+        elif ch == "[":
+            bracket += 1
+        elif ch == "]":
+            bracket = max(0, bracket - 1)
+        elif ch == '"':
+            quoted = not quoted
+            i += 1
+            continue
+        elif ch == "\\":
+            i += 1
+            if i < len(data):
+                current.append(data[i])
+            i += 1
+            continue
+        elif ch == delim and not paren and not quoted and not bracket:
+            args.append("".join(current))
+            current = []
+            split_at_end = True
+            i += 1
+            continue
+        current.append(ch)
+        i += 1
+    if len(args) < max_args - 1:
+        if current or split_at_end:
+            args.append("".join(current))
+    else:
+        args.append(data[i:])
+    return args
+
+
+def mset_pairs(words: list[str]) -> list[tuple[str, str]] | None:
+    """The (name, value) pairs an `EXEC MSet "..."` command sets, as Asterisk's MSet
+    splits them; None if the command is not one."""
+    if words[:2] != ["EXEC", "MSet"] or len(words) != 3:
+        return None
+    pairs = []
+    for item in separate_args(words[2], ",", 24):
+        pair = separate_args(item, "=", 2)
+        if len(pair) == 2:
+            pairs.append((pair[0], pair[1]))
+    return pairs
+
+
+def set_pairs(commands: list[list[str]]) -> list[tuple[str, str]]:
+    """(name, value) of every variable the commands set (SET VARIABLE or EXEC MSet)."""
+    found: list[tuple[str, str]] = []
+    for words in commands:
+        if words[:2] == ["SET", "VARIABLE"] and len(words) == 4:
+            found.append((words[2], words[3]))
+        elif (pairs := mset_pairs(words)) is not None:
+            found.extend(pairs)
+    return found
+
+
+def variables(commands: list[list[str]]) -> dict[str, str]:
+    """The channel variables a session's commands set, by name."""
+    return dict(set_pairs(commands))
+
+
 def _start_word(words: list[str], current: list[str] | None) -> list[str]:
     _end_word(words, current)
     return []
@@ -187,9 +267,8 @@ class AgiRun:
     timed_out: bool
 
     def set_variables(self) -> list[tuple[str, str]]:
-        """(name, value) of every SET VARIABLE, in the order they were sent."""
-        return [(words[2], words[3]) for words in self.commands
-                if words[:2] == ["SET", "VARIABLE"] and len(words) == 4]
+        """(name, value) of every variable set (SET VARIABLE or EXEC MSet), in order."""
+        return set_pairs(self.commands)
 
     def variables(self) -> dict[str, str]:
         """Every CALLROUTE_* variable as the dialplan then reads it: one never set is
@@ -197,8 +276,8 @@ class AgiRun:
         return {name: "" for name in v.ALL} | dict(self.set_variables())
 
     def verbs(self) -> list[str]:
-        """The first word(s) of every command: 'SET VARIABLE', 'VERBOSE', ..."""
-        return [" ".join(words[:2]) if words[:1] == ["SET"] else words[0]
+        """The first word(s) of every command: 'SET VARIABLE', 'EXEC MSet', 'VERBOSE'..."""
+        return [" ".join(words[:2]) if words[:1] in (["SET"], ["EXEC"]) else words[0]
                 for words in self.commands if words]
 
 
@@ -283,7 +362,7 @@ class FakeAsterisk:
                 raw.append(text)
                 words = parse_args(text)
                 commands.append(words)
-                if words[:3] == ["SET", "VARIABLE", v.STATUS]:
+                if v.STATUS in dict(set_pairs([words])):
                     status_at = time.monotonic() - started
                 if not self._reply(proc, len(commands)):
                     return commands, raw, status_at

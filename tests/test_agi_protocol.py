@@ -54,9 +54,9 @@ def assert_clean(run: AgiRun, *, verbose: bool) -> None:
     names = [name for name, _ in run.set_variables()]
     assert names == [name for name in v.ALL if name in names]  # in order, each once
     assert names[-1] == v.STATUS
-    expected_verbs = ["SET VARIABLE"] * len(names) + (["VERBOSE"] if verbose else [])
-    assert run.verbs() == expected_verbs
-    assert all(len(words) == 4 for words in run.commands[:len(names)])
+    # One round trip sets them all (docs/dialplan-contract.md).
+    assert run.verbs() == ["EXEC MSet"] + (["VERBOSE"] if verbose else [])
+    assert len(run.commands[0]) == 3
 
 
 def never_dialled(run: AgiRun, planted: str) -> None:
@@ -220,8 +220,10 @@ def test_quotes_and_newlines_planted_in_redis(planted: str, office: redis.Redis,
     office.hset(COMPANY_KEY, mapping={"caller_id": planted, "name": planted})
     run = fake_asterisk().run("1001")
     assert_clean(run, verbose=True)
-    assert len(run.commands) == len(run.set_variables()) + 1
-    assert not any(words[0] == "EXEC" for words in run.commands)
+    assert len(run.commands) == 2  # one MSet, one VERBOSE
+    # The only EXEC is the MSet, and it sets CALLROUTE_* variables only.
+    assert [words[:2] for words in run.commands if words[0] == "EXEC"] == [["EXEC", "MSet"]]
+    assert all(name.startswith("CALLROUTE_") for name, _ in run.set_variables())
     values = run.variables()
     assert (values[v.STATUS], values[v.DIAL], values[v.MAILBOX]) == (
         v.STATUS_FALLBACK, "PJSIP/1001", "1001@default")
@@ -241,27 +243,29 @@ def test_invalid_extension_argument(ext: str, office: redis.Redis,
 # ---- hang-ups ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("options", "commands"), [
-    ({"hangup_after": 3, "hangup_reply": HANGUP_REPLY}, 4),
-    ({"hangup_after": 3, "hangup_reply": DEAD_CHANNEL_REPLY}, 4),
+    ({"hangup_after": 1, "hangup_reply": HANGUP_REPLY}, 2),
+    ({"hangup_after": 1, "hangup_reply": DEAD_CHANNEL_REPLY}, 2),
     ({"hangup_after": 0, "hangup_reply": HANGUP_REPLY}, 1),
-    ({"close_after": 3}, 4),
+    ({"close_after": 1}, 2),
     ({"close_after": 0}, 1),
-    ({"sighup_after": 3}, 3),
+    ({"sighup_after": 2}, 2),
     ({"sighup_after": 1}, 1),
 ], ids=["HANGUP", "511-dead-channel", "HANGUP-first", "stdin-closed", "stdin-closed-first",
         "SIGHUP", "SIGHUP-first"])
 def test_hangup_mid_session_exits_quietly(options: dict[str, object], commands: int,
-                                          office: redis.Redis, fake_asterisk: Fake) -> None:
-    run = fake_asterisk(**options).run("1001")
+                                          fake_asterisk: Fake) -> None:
+    """An invalid extension: two commands (MSet, then the VERBOSE line)."""
+    run = fake_asterisk(**options).run("bad&ext")
     assert not run.timed_out
     assert (run.returncode, run.stderr) == (0, "")
     assert len(run.commands) == commands
-    assert all(words[:2] == ["SET", "VARIABLE"] for words in run.commands)
+    assert run.verbs() == ["EXEC MSet", "VERBOSE"][:commands]
 
 
-def test_asterisk_closing_both_pipes(office: redis.Redis, fake_asterisk: Fake) -> None:
-    """Asterisk gone entirely: the agent's write fails (EPIPE). Still exit 0, silent."""
-    run = fake_asterisk(close_output_after=2).run("1001")
+def test_asterisk_closing_both_pipes(fake_asterisk: Fake) -> None:
+    """Asterisk gone entirely: the agent's write fails (EPIPE). Still exit 0, silent.
+    (An invalid extension: MSet, then a VERBOSE that can't be written.)"""
+    run = fake_asterisk(close_output_after=1).run("bad&ext")
     assert not run.timed_out
     assert (run.returncode, run.stderr) == (0, "")
-    assert len(run.commands) == 2
+    assert len(run.commands) == 1  # the VERBOSE after it hits the closed pipe

@@ -20,7 +20,13 @@ from agi.protocol import (
     set_variable_command,
     verbose_command,
 )
-from tests.fake_asterisk import AGI_BUF_LEN, command_words, parse_args, split_command_lines
+from tests.fake_asterisk import (
+    AGI_BUF_LEN,
+    command_words,
+    mset_pairs,
+    parse_args,
+    split_command_lines,
+)
 
 INJECTION = 'x"\nEXEC Dial "PJSIP/itsp/00881'
 
@@ -49,7 +55,7 @@ HOSTILE_VALUES = [
 
 @pytest.mark.parametrize(("value", "expected"), [case[1:] for case in HOSTILE_VALUES],
                          ids=[case[0] for case in HOSTILE_VALUES])
-def test_set_variable_is_one_command_of_fourcommand_words(value: str, expected: str) -> None:
+def test_set_variable_is_one_command_of_four_words(value: str, expected: str) -> None:
     command = set_variable_command(v.DIAL, value)
     assert "\n" not in command and "\r" not in command
     assert command_words(command) == ["SET", "VARIABLE", v.DIAL, expected]
@@ -85,7 +91,7 @@ def test_good_variable_names_pass(name: str) -> None:
     assert command_words(set_variable_command(name, "1")) == ["SET", "VARIABLE", name, "1"]
 
 
-def test_verbose_is_one_command_of_threecommand_words() -> None:
+def test_verbose_is_one_command_of_three_words() -> None:
     assert command_words(verbose_command(INJECTION, 1)) == [
         "VERBOSE", 'x"EXEC Dial "PJSIP/itsp/00881', "1"]
 
@@ -138,3 +144,42 @@ def test_parse_env_line() -> None:
     assert parse_env_line("agi_callerid: +33 6 12\n") == ("agi_callerid", "+33 6 12")
     assert parse_env_line("agi_request: agi://h:4573/x\n") == ("agi_request", "agi://h:4573/x")
     assert parse_env_line("\n") is None
+
+
+# ---- EXEC MSet: the decision's variables in one command ---------------------------------
+
+MSET_HOSTILE = ['say "hi"', "a\\b\\", "+336,1,U(evil)", "a=b=c", "${X}$[1+1]", "{n}}{",
+                "Zo\u00e9 \u260e", "((x", "x)y))", "[a]]b[", "a|b;c'd`e&f", "end\\",
+                'x,CALLROUTE_EVIL=1', "  two  ", ',\\"()[]=$' * 60, "\\" * 3000]
+
+
+def test_mset_values_survive_both_of_asterisks_parsers() -> None:
+    """Asterisk's AGI parser, then MSet's separate_args (re-implemented in
+    tests/fake_asterisk.py and checked against the real PBX in
+    tests/e2e/test_variable_transport.py): every pair comes back as sent."""
+    from agi.protocol import set_variables_commands
+    from tests.fake_asterisk import set_pairs
+
+    pairs = [(f"CALLROUTE_V{i}", value) for i, value in enumerate(MSET_HOSTILE)]
+    commands = set_variables_commands(pairs)
+    assert all(len(line.encode()) < AGI_BUF_LEN - 1 for line in commands)
+    got = set_pairs([command_words(line) for line in commands])
+    assert [name for name, _ in got] == [name for name, _ in pairs]
+    for (name, sent), (_, held) in zip(pairs, got, strict=True):
+        assert sent.startswith(held) and (held == sent or len(sent) > 1000), name
+    assert "CALLROUTE_EVIL" not in dict(got)
+
+
+def test_a_whole_decision_is_one_mset_status_last() -> None:
+    from agi.protocol import set_variables_commands
+
+    pairs = [(name, "x,y") for name in v.ALL]
+    (command,) = set_variables_commands(pairs)
+    assert mset_pairs(command_words(command)) == pairs
+
+
+def test_mset_refuses_a_name_that_is_not_a_variable() -> None:
+    from agi.protocol import set_variables_commands
+
+    with pytest.raises(ValueError):
+        set_variables_commands([("CALLROUTE_X=1,Y", "v")])

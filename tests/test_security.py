@@ -33,7 +33,7 @@ from agi.guard import COSTLY, FOREIGN, dialable_refusal, is_home_e164
 from agi.numbers import NumberRejected, normalise
 from agi.routing import decide
 from agi.service import compute_route
-from tests.fake_asterisk import console_script, parse_args
+from tests.fake_asterisk import console_script, parse_args, set_pairs
 from tests.guard_tables_gen import COSTLY_TYPES, render
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
@@ -553,7 +553,7 @@ def test_fastagi_log_never_shows_the_password(which: str, password_redis: RedisS
         # the connection open until Python's GC ran (Asterisk would have waited).
         assert time.monotonic() - started < 1.0
         _no_secret(json.dumps(commands))
-        status = {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"]}[v.STATUS]
+        status = dict(set_pairs(commands))[v.STATUS]
         assert status == (v.STATUS_OK if which == "right-password" else v.STATUS_FALLBACK)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0

@@ -1,7 +1,8 @@
 """Redis Sentinel: a real master, a replica and three sentinels, started by the test.
 
 Routing reads through Sentinel on both call paths (a connection per call, as process
-AGI does, and the pool FastAGI uses); the CLI writes to whichever node is master.
+AGI does, and a real FastAGI server with its event-loop pool); the CLI writes to
+whichever node is master.
 The failover test kills the master while calls are being routed and measures how long
 routing ran on FALLBACK.
 """
@@ -22,6 +23,7 @@ from agi import variables as v
 from agi.config import load
 from agi.resp import RespPool
 from agi.service import compute_route
+from tests.fake_asterisk import agi_session, variables
 from tests.harness.procs import wait_until
 from tests.harness.redis_server import RedisSentinel, RedisServer
 
@@ -83,7 +85,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> int:
     return cli.main(list(args))
 
 
-def test_cli_writes_and_calls_read_through_sentinel(cluster, monkeypatch, config_env):
+def test_cli_writes_and_calls_read_through_sentinel(cluster, monkeypatch, config_env, serve):
     assert run_cli(monkeypatch, cluster.url, "ext", "add", "1001", "--did",
                    "+33100001001") == 0
     assert run_cli(monkeypatch, cluster.url, "forward", "on", "1001", "0612345678") == 0
@@ -94,25 +96,31 @@ def test_cli_writes_and_calls_read_through_sentinel(cluster, monkeypatch, config
         route = compute_route(config, "1001", pool)
         assert (route.status, route.mode, route.target) == (
             v.STATUS_OK, v.MODE_FORWARD, "+33612345678"), route
+    found = variables(agi_session(serve(cluster.url).address[1]))  # the async pool
+    assert (found[v.STATUS], found[v.MODE], found[v.TARGET]) == (
+        v.STATUS_OK, v.MODE_FORWARD, "+33612345678"), found
 
 
 def test_failover_keeps_routing_and_cli_writes_reach_the_new_master(
-        cluster, monkeypatch, config_env, capsys):
+        cluster, monkeypatch, config_env, capsys, serve):
     assert run_cli(monkeypatch, cluster.url, "ext", "add", "1001") == 0
     assert run_cli(monkeypatch, cluster.url, "forward", "on", "1001", "0612345678") == 0
     wait_until(lambda: cluster.node(cluster.replica).hget("callroute:ext:1001",
                                                           "forward_enabled") == "1",
                10, "the replica to catch up")
     config = load(config_env(redis_url=cluster.url, timeout_ms="300"))
-    pool = RespPool(cluster.url, max_idle=4)
+    port = serve(cluster.url).address[1]
     results: list[tuple[float, str, str, str, str]] = []  # (time, path, status, mode, why)
     stop = threading.Event()
 
     def route_calls() -> None:
         while not stop.is_set():
-            for name, used in (("process", None), ("fastagi", pool)):
-                route = compute_route(config, "1001", used)
-                results.append((time.monotonic(), name, route.status, route.mode, route.reason))
+            route = compute_route(config, "1001")
+            results.append((time.monotonic(), "process", route.status, route.mode,
+                            route.reason))
+            found = variables(agi_session(port))  # FastAGI: the server's async pool
+            results.append((time.monotonic(), "fastagi", found.get(v.STATUS, ""),
+                            found.get(v.MODE, ""), found.get(v.REASON, "")))
             time.sleep(0.02)
 
     caller = threading.Thread(target=route_calls, daemon=True)

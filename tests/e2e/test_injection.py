@@ -7,8 +7,9 @@ what the peers received and what Asterisk executed:
 - no desk phone but 1001 rings, and the call is not lost (1001 answers);
 - the PBX holds no channel afterwards (the autouse fixture checks);
 - Asterisk's log for this call (AGI debug on) shows that the agent sent only
-  `SET VARIABLE CALLROUTE_*` and `VERBOSE` commands, each one line and in sync with
-  Asterisk's replies (never EXEC), and that every Dial() it ran has only allowed legs
+  `EXEC MSet` setting `CALLROUTE_*` variables, `SET VARIABLE CALLROUTE_*` and `VERBOSE`
+  commands, each one line and in sync with Asterisk's replies (no other EXEC, no
+  other application), and that every Dial() it ran has only allowed legs
   (PJSIP/1001, or Local/<allowed E.164>@callroute-external/n and its trunk leg) and
   only our own options.
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.fake_asterisk import parse_args, set_pairs
 from tests.harness.calls import CALLER_NUMBER, COMPANY_NUMBER, DIDS, CallResult, carrier, desk
 from tests.harness.pbx import TestPBX
 
@@ -108,7 +110,9 @@ _CONFIRM_OPTION = re.compile(
 _AGI_RX = re.compile(r"AGI Rx << (?P<command>.*)$", re.MULTILINE)
 _AGI_TX_REPLY = re.compile(r"AGI Tx >> (?P<reply>\d{3} .*)$", re.MULTILINE)
 _AGI_TX_SPLIT = re.compile(r"AGI Tx >> [^\n]*\n(?!\[)")
-_SAFE_COMMAND = re.compile(r'(SET VARIABLE CALLROUTE_[A-Z_]+ |VERBOSE )"(?:[^"\\]|\\.)*"( \d+)?')
+_SAFE_COMMAND = re.compile(
+    r'(SET VARIABLE CALLROUTE_[A-Z_]+ |VERBOSE |EXEC MSet )"(?:[^"\\]|\\.)*"( \d+)?')
+_EXECUTED_APP = re.compile(r"AGI Script Executing Application: \((?P<app>[^)]*)\)")
 
 
 def assert_only_allowed_dials(traced: Traced, numbers: tuple[str, ...] = ()) -> None:
@@ -144,14 +148,18 @@ def assert_agent_spoke_clean_agi(traced: Traced, status: str) -> None:
     assert commands, f"the agent sent no AGI command\n{traced.describe()}"
     for command in commands:
         assert _SAFE_COMMAND.fullmatch(command), f"AGI command {command!r}\n{traced.describe()}"
+    # What the MSets set, as Asterisk's MSet splits them: CALLROUTE_* names only.
+    sets = dict(set_pairs([parse_args(command) for command in commands]))
+    assert sets and all(name.startswith("CALLROUTE_") for name in sets), traced.describe()
     # Asterisk logs each line it sends the agent on its own "[date] VERBOSE" line: a
     # bare line right after one is a newline Asterisk sent inside a value.
     assert not _AGI_TX_SPLIT.search(log), f"a line broke the AGI stream\n{traced.describe()}"
     replies = [m.group("reply") for m in _AGI_TX_REPLY.finditer(log)]
     assert len(replies) == len(commands), traced.describe()
     assert all(reply.startswith("200 result=") for reply in replies), traced.describe()
-    assert f'SET VARIABLE CALLROUTE_STATUS "{status}"' in commands, traced.describe()
-    assert "AGI Script Executing Application" not in log, traced.describe()
+    assert sets.get("CALLROUTE_STATUS") == status, traced.describe()
+    apps = {m.group("app") for m in _EXECUTED_APP.finditer(log)}
+    assert apps == {"MSet"}, traced.describe()  # the only application the agent ran
     assert "agent failed" not in log, traced.describe()
     assert "refused a command" not in log, traced.describe()
 

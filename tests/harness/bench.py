@@ -43,12 +43,14 @@ from tests.harness.bench_common import (
 )
 from tests.harness.bench_decision import decision_level
 from tests.harness.bench_doc import save_run
+from tests.harness.bench_fastagi_limits import fastagi_level
 from tests.harness.bench_pbx import pbx_level
 from tests.harness.redis_server import RedisServer
 from tests.harness.rootfs import package_version, rootfs_path
 
 SECTIONS: list[tuple[str, Callable[[Context], SectionReport]]] = [
     ("decision", decision_level),
+    ("fastagi", fastagi_level),
     ("pbx", pbx_level),
 ]
 

@@ -18,6 +18,15 @@ class FakeSystemd:
     def receive(self) -> list[str]:
         return self.sock.recv(4096).decode().split("\n")
 
+    def until(self, first_field: str, most: int = 20) -> list[list[str]]:
+        """The datagrams received up to and including the first that starts with
+        `first_field` (a TimeoutError if none comes)."""
+        got: list[list[str]] = []
+        while not got or got[-1][0] != first_field:
+            assert len(got) < most, got
+            got.append(self.receive())
+        return got
+
     def drain(self) -> list[list[str]]:
         """Every datagram received so far."""
         received = []

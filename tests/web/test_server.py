@@ -207,20 +207,11 @@ def test_tells_systemd_ready_only_once_redis_answered(own_redis: RedisServer, tm
             assert waiting[0].startswith("STATUS=listening on 127.0.0.1:")
             assert "waiting for Redis" in waiting[0]
             own_redis.start()
-            after = _until(systemd, lambda m: m[0] == "WATCHDOG=1")
+            after = systemd.until("WATCHDOG=1")
             assert "READY=1" in [m[0] for m in after], after
             web.proc.send_signal(signal.SIGTERM)
-            assert _until(systemd, lambda m: m[0] == "STOPPING=1")[-1] == [
+            assert systemd.until("STOPPING=1")[-1] == [
                 "STOPPING=1", "STATUS=draining"]
     finally:
         systemd.sock.close()
 
-
-def _until(systemd: FakeSystemd, last: Callable[[list[str]], bool],
-           most: int = 20) -> list[list[str]]:
-    """The datagrams received up to and including the first that `last` accepts."""
-    got = []
-    while not got or not last(got[-1]):
-        assert len(got) < most, got
-        got.append(systemd.receive())
-    return got

@@ -1,0 +1,167 @@
+"""One FastAGI connection on the event loop, and the table that bounds them all.
+
+A connection costs a StreamReader, a transport and a suspended task (a few KB),
+never a thread, so idle and slow peers can only use up the connection cap, and the
+cap sheds the oldest of them first (`ConnectionTable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from agi.protocol import (
+    AgiProtocolError,
+    AgiSession,
+    ChannelHungUp,
+    ReplyAssembler,
+    parse_env_line,
+)
+
+# Asterisk's AGI environment is about 25 short lines (~1.5 KB); anything far beyond is
+# hostile. It is read in one piece, up to the blank line that ends it.
+MAX_ENV_LINES = 128
+END_OF_ENV = b"\n\n"
+# The stream reader's buffer limit: the whole environment must fit in it.
+MAX_ENV_BYTES = 64 * 1024
+
+
+class BadRequest(Exception):
+    """The peer broke the protocol (line too long, too many lines, not an environment)."""
+
+
+class AgiConnection:
+    """The AGI protocol over one asyncio stream: the environment, then commands."""
+
+    __slots__ = ("env", "max_line", "reader", "task", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 max_line: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.max_line = max_line
+        self.env: dict[str, str] = {}
+        self.task: asyncio.Task | None = asyncio.current_task()
+
+    async def read_env(self) -> dict[str, str]:
+        raw = await self._read_until(END_OF_ENV)
+        lines = raw.decode("utf-8", "replace").split("\n")[:-2]
+        if len(lines) > MAX_ENV_LINES:
+            raise BadRequest("AGI environment has too many lines")
+        for line in lines:
+            if len(line) > self.max_line:
+                raise BadRequest(f"line longer than {self.max_line} bytes")
+            entry = parse_env_line(line)
+            if entry is not None:
+                self.env[entry[0]] = entry[1]
+        return self.env
+
+    async def exchange(self, command: str) -> str:
+        """Send one command line; Asterisk's reply (first line, a 520 text drained)."""
+        try:
+            self.writer.write(command.encode() + b"\n")
+        except (OSError, RuntimeError) as exc:
+            raise ChannelHungUp(str(exc)) from None
+        reply = ReplyAssembler()
+        while True:
+            raw = await self._read_until(b"\n")
+            if len(raw) > self.max_line:
+                raise BadRequest(f"line longer than {self.max_line} bytes")
+            if (line := reply.feed(raw.decode("utf-8", "replace"))) is not None:
+                return line
+
+    async def _read_until(self, separator: bytes) -> bytes:
+        try:
+            return await self.reader.readuntil(separator)
+        except asyncio.IncompleteReadError:
+            raise ChannelHungUp("peer closed the connection") from None
+        except asyncio.LimitOverrunError:
+            raise BadRequest("line or environment over the size limit") from None
+        except OSError as exc:
+            raise ChannelHungUp(str(exc)) from None
+
+    def close(self) -> None:
+        """Close now, unsent data or not: a hostile peer that never reads can't hold it."""
+        transport = self.writer.transport
+        if not transport.is_closing():
+            transport.abort()
+
+
+class BridgedSession(AgiSession):
+    """The blocking AgiSession API over an AgiConnection, for code run in the server's
+    executor (feature codes, with their redis-py writes): each command is one
+    round trip on the loop, bounded by the session's deadline."""
+
+    def __init__(self, conn: AgiConnection, loop: asyncio.AbstractEventLoop,
+                 deadline: float) -> None:
+        self.env = conn.env
+        self._conn = conn
+        self._loop = loop
+        self._deadline = deadline
+
+    def _exchange(self, command: str) -> str:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise ChannelHungUp("session deadline passed")
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._conn.exchange(command),
+                                                      self._loop)
+        except RuntimeError:  # the loop is gone: the server stopped
+            raise ChannelHungUp("server stopped") from None
+        try:
+            return future.result(remaining)
+        except TimeoutError:
+            future.cancel()
+            raise ChannelHungUp("session deadline passed") from None
+        except (ChannelHungUp, BadRequest, AgiProtocolError):
+            raise
+        except BaseException as exc:  # cancelled with its connection
+            raise ChannelHungUp(type(exc).__name__) from None
+
+
+class ConnectionTable:
+    """Every open connection, at most `limit`. A connection is *idle* until its whole
+    environment has arrived; when the table is full, a new connection sheds the
+    oldest idle one, and is refused only if none is idle (all are calls in flight)."""
+
+    def __init__(self, limit: int, on_shed: Callable[[int], None]) -> None:
+        self.limit = limit
+        self._idle: OrderedDict[AgiConnection, None] = OrderedDict()
+        self._busy: set[AgiConnection] = set()
+        self._on_shed = on_shed
+        self.shed = 0
+
+    def __len__(self) -> int:
+        return len(self._idle) + len(self._busy)
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
+
+    def admit(self, conn: AgiConnection) -> bool:
+        """Add `conn` (idle); False if the table is full of calls in flight."""
+        if len(self) >= self.limit:
+            if not self._idle:
+                return False
+            oldest, _ = self._idle.popitem(last=False)
+            oldest.close()
+            if oldest.task is not None:
+                oldest.task.cancel()
+            self.shed += 1
+            self._on_shed(len(self))
+        self._idle[conn] = None
+        return True
+
+    def mark_busy(self, conn: AgiConnection) -> None:
+        """The environment is complete: never shed from now on."""
+        self._idle.pop(conn, None)
+        self._busy.add(conn)
+
+    def remove(self, conn: AgiConnection) -> None:
+        self._idle.pop(conn, None)
+        self._busy.discard(conn)
+
+    def all(self) -> list[AgiConnection]:
+        return [*self._idle, *self._busy]

@@ -1,0 +1,101 @@
+"""Where the PBX-level post-dial delay goes: `python -m tests.harness.pdd_profile`.
+
+Runs the bench's SIPp load (tests/harness/bench_pbx.py) at 20 calls/s through the
+test PBX, static Dial and FastAGI, then reads Asterisk's own log (ms timestamps,
+verbose 3: one `Executing [...]` line per priority) per call: the first priority, the
+AGI() priority and the one after it, the Dial() and the callee's "is ringing".
+Per call that splits the dialplan's part of the PDD into:
+
+- before AGI: priorities from the first one to AGI(),
+- AGI: AGI() until the next priority (Asterisk's side of FastAGI plus the agent),
+- after AGI: to the Dial(),
+- Dial to ringing: Dial() until the desk phone's 180 is seen,
+
+and the rest of the SIPp-measured PDD (INVITE to 180 at the caller) is outside the
+dialplan: SIP parsing, channel creation, the 180 relayed back. Logging every
+priority costs time itself, so these are upper bounds. Needs the PBX lock.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.harness import bench
+from tests.harness.bench_pbx import PbxBench
+from tests.harness.redis_server import RedisServer
+
+_LINE = re.compile(r"^\[(?P<ts>[\d-]+ [\d:.]+)\] VERBOSE\[\d+\]\[(?P<call>C-[0-9a-f]+)\] "
+                   r"(?P<text>.*)$", re.MULTILINE)
+
+
+def _seconds(stamp: str) -> float:
+    hms = stamp.split(" ")[1]
+    hours, minutes, seconds = hms.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def breakdown(log: str) -> dict[str, list[float]]:
+    """Per phase, the ms of every call that went through every phase."""
+    calls: dict[str, list[tuple[float, str]]] = {}
+    for match in _LINE.finditer(log):
+        calls.setdefault(match["call"], []).append((_seconds(match["ts"]), match["text"]))
+    phases: dict[str, list[float]] = {"priorities before Dial": [], "before AGI": [],
+                                      "AGI": [], "after AGI": [], "Dial to ringing": [],
+                                      "first priority to ringing": []}
+    for lines in calls.values():
+        executing = [(t, text) for t, text in lines if "Executing [" in text]
+        ringing = next((t for t, text in lines if text.endswith("is ringing")), None)
+        dial_at = next((i for i, (_, text) in enumerate(executing) if "] Dial(" in text),
+                       None)
+        if not executing or ringing is None or dial_at is None:
+            continue
+        first, dial = executing[0][0], executing[dial_at][0]
+        phases["priorities before Dial"].append(float(dial_at))
+        phases["Dial to ringing"].append(1000 * (ringing - dial))
+        phases["first priority to ringing"].append(1000 * (ringing - first))
+        agi_at = next((i for i, (_, text) in enumerate(executing) if "] AGI(" in text), None)
+        if agi_at is not None and agi_at + 1 <= dial_at:
+            agi, after = executing[agi_at][0], executing[agi_at + 1][0]
+            phases["before AGI"].append(1000 * (agi - first))
+            phases["AGI"].append(1000 * (after - agi))
+            phases["after AGI"].append(1000 * (dial - after))
+    return phases
+
+
+def main() -> int:
+    plan = bench.Plan.make(False, 4, None)
+    venv = bench.ensure_bench_venv()
+    calls = 200
+    with tempfile.TemporaryDirectory(prefix="callroute-pdd-") as tmp, \
+            RedisServer(Path(tmp) / "redis") as redis_server:
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+               "CALLROUTE_REDIS_URL": redis_server.url, "CALLROUTE_COUNTRY": "FR",
+               "CALLROUTE_CONFIG": "/dev/null"}
+        ctx = bench.Context(plan, venv, redis_server.url, env, Path(tmp))
+        pbx_bench = PbxBench(ctx)
+        try:
+            for mode in ("static", "fastagi"):
+                pbx_bench.warm_up(mode, 10)
+                log_file = pbx_bench.pbx.log_file
+                start = log_file.stat().st_size
+                run = pbx_bench.run(mode, 20, calls)
+                with log_file.open("rb") as handle:
+                    handle.seek(start)
+                    text = handle.read().decode("utf-8", "replace")
+                print(f"\n{mode}: {calls} calls at 20/s, SIPp PDD p50 {run.p50:.2f} ms "
+                      f"p99 {run.p99:.2f} ms, failed {run.failed}")
+                for phase, values in breakdown(text).items():
+                    if values:
+                        print(f"  {phase:<28} p50 {statistics.median(values):7.2f}  "
+                              f"mean {statistics.fmean(values):7.2f}  (n={len(values)})")
+        finally:
+            pbx_bench.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
