@@ -12,30 +12,32 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from agi import admin
-from agi.admin import ExtensionChanges, NotFound, Refusal, Refused
+from agi.admin import ExtensionChanges, ExtensionView, NotFound, Refusal, Refused
 from agi.web.models import USER_FORWARDING_FIELDS
 from agi.web.pages import access, forms, render
 from agi.web.pages.access import FormData
+from agi.web.pages.listing import ViewCache
 from agi.web.pages.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 TABS = ("forwarding", "devices", "voicemail")
 ADMIN_TABS = frozenset({"voicemail"})
 MAX_QUERY = 64
+_VIEWS = ViewCache()
 
 
 def _ctx(request: Request):
     return request.app.state.store, request.app.state.config
 
 
-def matches(view: dict, query: str) -> bool:
+def matches(view: ExtensionView, query: str) -> bool:
     """The search box: an extension, a desk device, or any digits of a number."""
     query = query.strip().lower()
     if not query:
         return True
     digits = "".join(ch for ch in query if ch.isdigit())
-    texts = [view["extension"], *view["devices"], view["did"], view["forward"]["target"],
-             *(d["number"] for d in view["external_devices"])]
+    texts = [view.extension, *view.devices, view.did, view.forward.target,
+             *(d.number for d in view.external_devices)]
     return any(query in text.lower() or (digits and digits in "".join(
         ch for ch in text if ch.isdigit()) and len(digits) >= 3) for text in texts)
 
@@ -53,7 +55,9 @@ def extension_list(request: Request, q: str = "") -> Response:
 def _list_page(request: Request, session: Session, query: str = "", *, status: int = 200,
                errors: dict | None = None, typed: str = "") -> Response:
     store, config = _ctx(request)
-    views = [view.to_json() for view in admin.list_extensions(store, config)]
+    # The views themselves, not their JSON: Jinja reads attributes much faster than
+    # it falls back from a failed getattr to a dict key (this page has hundreds of rows).
+    views = _VIEWS.list_extensions(store, config)
     return render.page(request, "extensions.html", session, status=status, query=query,
                        rows=[view for view in views if matches(view, query)],
                        errors=errors or {}, typed=typed)
@@ -98,13 +102,13 @@ def show(request: Request, session: Session, ext: str, *, tab: str = "forwarding
         tab = "forwarding"
     store, config = _ctx(request)
     try:
-        view = admin.get_extension(store, config, ext).to_json()
+        view = admin.get_extension(store, config, ext)
     except NotFound:
         return render.page(request, "error.html", session, status=404,
                            title_key="error.not_found.title",
                            message_key="error.not_found.text")
     country = config.country
-    values = forms.shown_values(view, tab, typed,
+    values = forms.shown_values(view.to_json(), tab, typed,
                                 lambda number: render.national(number, country))
     return render.page(request, "extension.html", session, status=status, view=view,
                        tab=tab, errors=errors or {}, typed=typed, saved=saved,

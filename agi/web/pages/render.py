@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -54,7 +54,7 @@ def page(request: Request, template: str, session: Session | None, *, status: in
     html = environment().get_template(template).render(
         t=i18n.translator(lang), lang=lang, session=session,
         user=session.user if session else None, csrf=session.csrf if session else "",
-        national=lambda number: national(number, country), path=request.url.path,
+        national=partial(national, country=country), path=request.url.path,
         here=here(request), **context)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
