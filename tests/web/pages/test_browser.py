@@ -299,8 +299,10 @@ def test_screenshots_of_every_page_in_french_without_sideways_scrolling(
     screen (a phone never has to scroll sideways)."""
     shots = chrome.artifacts_dir()
     suffix = "desktop" if size == chrome.DESKTOP else "375"
-    subprocess.run([str(Path(sys.executable).parent / "callroute"), "device", "add", "1001",
-                    "0698765432"], env=web_server.env, check=True, capture_output=True)
+    cli = str(Path(sys.executable).parent / "callroute")
+    for args in (("device", "add", "1001", "0698765432"),
+                 ("forward", "on", "1002", "0612345678", "--when", "busy,noanswer")):
+        subprocess.run([cli, *args], env=web_server.env, check=True, capture_output=True)
     driver = browsers("fr-FR", size)
 
     def shoot(name: str) -> None:
