@@ -131,7 +131,7 @@ class Accounts:
     def get_user(self, name: str) -> User | None:
         fields = self._call("read the user", lambda: self.client.hgetall(
             user_key(self.prefix, name))) if USERNAME.fullmatch(name) else {}
-        return _user(name, fields) if fields else None
+        return user_from_fields(name, fields) if fields else None
 
     def list_users(self) -> list[User]:
         names = sorted(self._call("list users", lambda: self.client.smembers(
@@ -183,7 +183,7 @@ class Accounts:
             self._hasher.verify(fields.get(F_PASSWORD) or self._dummy, password)
         except (VerificationError, InvalidHashError):
             return None
-        return _user(name, fields) if fields.get(F_PASSWORD) else None
+        return user_from_fields(name, fields) if fields.get(F_PASSWORD) else None
 
     # ---- tokens ----------------------------------------------------------------------------
 
@@ -297,7 +297,8 @@ class Accounts:
             failures_key(self.prefix, "user", name)))
 
 
-def _user(name: str, fields: dict[str, str]) -> User:
+def user_from_fields(name: str, fields: dict[str, str]) -> User:
+    """The User of a stored `user:NAME` hash (corrupt values read as no extensions)."""
     try:
         exts = json.loads(fields.get(F_EXTENSIONS) or "[]")
     except ValueError:

@@ -40,10 +40,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-# ---- option values: checked while parsing, before any connection -------------------------
-
-# The admin layer's own checks, run while parsing so a bad command line is refused
-# before any connection, with the sentence any other interface would show.
+# ---- option values: the admin layer's own checks, run while parsing, so a bad command
+# line is refused before any connection, with the sentence any other interface shows.
 
 def _early(check: Callable[[str], object]) -> Callable[[str], object]:
     def parse(text: str) -> object:

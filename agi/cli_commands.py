@@ -115,17 +115,23 @@ def cmd_ext_show(args: argparse.Namespace, config: Config, store: AdminStore) ->
         _print_ext(info)
 
 
-def cmd_ext_list(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
-    infos = [view.to_json() for view in admin.list_extensions(store, config)]
+def _print_list(args: argparse.Namespace, items: list[dict], empty: str,
+                line: Callable[[dict], str]) -> None:
+    """A list command's output: JSON, or one line per item (`empty` if none)."""
     if args.json:
-        print(json.dumps(infos, indent=2))
+        print(json.dumps(items, indent=2))
         return
-    if not infos:
-        print("no extensions (add one with 'callroute ext add EXT')")
-    for info in infos:
+    print("\n".join(map(line, items)) if items else empty)
+
+
+def cmd_ext_list(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
+    def line(info: dict) -> str:
         fwd = info["forward"]
         state = f"forward -> {fwd['target']}" if fwd["enabled"] else "ring devices"
-        print(f"{info['extension']:<8} {state:<28} {info['behaviour']}")
+        return f"{info['extension']:<8} {state:<28} {info['behaviour']}"
+
+    _print_list(args, [view.to_json() for view in admin.list_extensions(store, config)],
+                "no extensions (add one with 'callroute ext add EXT')", line)
 
 
 def cmd_forward_on(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
@@ -168,20 +174,16 @@ def cmd_company_set(args: argparse.Namespace, config: Config, store: AdminStore)
 
 
 def cmd_audit(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
-    records = [r.to_json() for r in admin.read_audit(store, ext=args.ext,
-                                                     limit=max(args.limit, 0))]
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return
-    if not records:
-        print("no changes recorded")
-    for record in records:
+    def line(record: dict) -> str:
         changes = ", ".join(f"{field}: {'-' if old is None else old} -> "
                             f"{'-' if new is None else new}"
                             for field, (old, new) in record["changes"].items())
         where = f"ext {record['ext']}" if record["ext"] else "company"
-        print(f"{record['at']}  {record['actor']}  {record['action']}  {where}  "
-              f"{changes or '(no change)'}")
+        return (f"{record['at']}  {record['actor']}  {record['action']}  {where}  "
+                f"{changes or '(no change)'}")
+
+    records = admin.read_audit(store, ext=args.ext, limit=max(args.limit, 0))
+    _print_list(args, [r.to_json() for r in records], "no changes recorded", line)
 
 
 COMMANDS: dict[tuple[str, str], Command] = {

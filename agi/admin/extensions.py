@@ -43,8 +43,12 @@ def update_extension(store: AdminStore, config: Config, ext: str, changes: Exten
 def remove_extension(store: AdminStore, config: Config, ext: str, actor: Actor, *,
                      if_match: str | None = None) -> None:
     checks.extension(ext)
-    write(store, ext, lambda fields: checks.exists(ext, fields) and None, actor,
-          audit.EXT_REMOVE, if_match)
+
+    def change(fields: dict[str, str]) -> None:
+        checks.exists(ext, fields)
+        return None  # delete it
+
+    write(store, ext, change, actor, audit.EXT_REMOVE, if_match)
 
 
 def _put(store: AdminStore, config: Config, ext: str, changes: ExtensionChanges,

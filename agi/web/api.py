@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from agi import admin
 from agi.admin import Actor
@@ -50,9 +51,12 @@ def _version(if_match: str | None) -> str | None:
     return if_match.strip().removeprefix("W/").strip('"')
 
 
-def _view(response: Response, view) -> dict:
-    response.headers["ETag"] = f'"{view.version}"'
-    return view.to_json()
+def _view(view, status: int = 200, **headers: str) -> JSONResponse:
+    """The extension in the `ext show --json` shape, its version as the ETag. Responses
+    are built here rather than by FastAPI's response models: the views are already
+    plain JSON, and validating them again would cost every request."""
+    return JSONResponse(view.to_json(), status_code=status,
+                        headers={"ETag": f'"{view.version}"', **headers})
 
 
 def _stored_device(view, raw: str, config: Config) -> dict:
@@ -66,31 +70,31 @@ def _stored_device(view, raw: str, config: Config) -> dict:
 
 
 @router.get("/extensions")
-def list_extensions(request: Request, user: CurrentUser) -> list[dict]:
+def list_extensions(request: Request, user: CurrentUser) -> JSONResponse:
     """Every extension the caller may see, each in the `ext show --json` shape."""
     store, config = _ctx(request)
     if user.is_admin:
-        return [view.to_json() for view in admin.list_extensions(store, config)]
+        return JSONResponse([view.to_json() for view in admin.list_extensions(store, config)])
     views = []
     for ext in user.extensions:
         try:
             views.append(admin.get_extension(store, config, ext).to_json())
         except NotFound:
             continue
-    return views
+    return JSONResponse(views)
 
 
 @router.get("/extensions/{ext}")
-def get_extension(ext: str, request: Request, response: Response,
-                  user: ExtensionUser) -> dict:
+def get_extension(ext: str, request: Request,
+                  user: ExtensionUser) -> JSONResponse:
     """One extension, with its version as the ETag (send it back as If-Match)."""
     store, config = _ctx(request)
-    return _view(response, admin.get_extension(store, config, ext))
+    return _view(admin.get_extension(store, config, ext))
 
 
 @router.post("/extensions", status_code=201)
-def create_extension(body: ExtensionCreate, request: Request, response: Response,
-                     user: AdminUser) -> dict:
+def create_extension(body: ExtensionCreate, request: Request,
+                     user: AdminUser) -> JSONResponse:
     """Create an extension (admin). 409 `exists` if it is there already."""
     store, config = _ctx(request)
     try:
@@ -98,18 +102,17 @@ def create_extension(body: ExtensionCreate, request: Request, response: Response
     except NotFound:
         view = admin.put_extension(store, config, body.extension, body.changes(),
                                    _actor(request, user))
-        response.headers["Location"] = f"{request.url.path}/{body.extension}"
-        return _view(response, view)
+        return _view(view, 201, Location=f"{request.url.path}/{body.extension}")
     raise ApiError(409, "exists", f"extension {body.extension} already exists",
                    field="extension")
 
 
 @router.patch("/extensions/{ext}")
-def update_extension(ext: str, body: ExtensionPatch, request: Request, response: Response,
-                     user: AdminUser, if_match: IfMatch = None) -> dict:
+def update_extension(ext: str, body: ExtensionPatch, request: Request, user: AdminUser,
+                     if_match: IfMatch = None) -> JSONResponse:
     """Desk devices, DID, mailbox, confirmation, externals-during-calls (admin)."""
     store, config = _ctx(request)
-    return _view(response, admin.update_extension(
+    return _view(admin.update_extension(
         store, config, ext, body.changes(), _actor(request, user),
         if_match=_version(if_match)))
 
@@ -124,8 +127,8 @@ def delete_extension(ext: str, request: Request, user: AdminUser,
 
 
 @router.patch("/extensions/{ext}/forwarding")
-def set_forwarding(ext: str, body: ForwardingPatch, request: Request, response: Response,
-                   user: ExtensionUser, if_match: IfMatch = None) -> dict:
+def set_forwarding(ext: str, body: ForwardingPatch, request: Request, user: ExtensionUser,
+                   if_match: IfMatch = None) -> JSONResponse:
     """Any subset of enabled, target, when, after, caller_id (admin), require_keypress."""
     if not user.is_admin:
         forbidden = sorted(body.model_fields_set - USER_FORWARDING_FIELDS)
@@ -133,30 +136,30 @@ def set_forwarding(ext: str, body: ForwardingPatch, request: Request, response: 
             raise ApiError(403, "admin_only", f"only an admin may change {forbidden[0]}",
                            field=forbidden[0])
     store, config = _ctx(request)
-    return _view(response, admin.set_forwarding(
+    return _view(admin.set_forwarding(
         store, config, ext, body.changes(), _actor(request, user),
         if_match=_version(if_match)))
 
 
 @router.post("/extensions/{ext}/devices", status_code=201)
-def add_device(ext: str, body: DeviceCreate, request: Request, response: Response,
-               user: ExtensionUser, if_match: IfMatch = None) -> dict:
+def add_device(ext: str, body: DeviceCreate, request: Request, user: ExtensionUser,
+               if_match: IfMatch = None) -> JSONResponse:
     """Add an external phone (or change the one with that number): the stored device."""
     store, config = _ctx(request)
     view = admin.put_device(store, config, ext, body.number, body.changes(),
                             _actor(request, user), if_match=_version(if_match))
-    response.headers["ETag"] = f'"{view.version}"'
-    return _stored_device(view, body.number, config)
+    return JSONResponse(_stored_device(view, body.number, config), status_code=201,
+                        headers={"ETag": f'"{view.version}"'})
 
 
 @router.patch("/extensions/{ext}/devices/{number}")
 def update_device(ext: str, number: str, body: DevicePatch, request: Request,
-                  response: Response, user: ExtensionUser, if_match: IfMatch = None) -> dict:
+                  user: ExtensionUser, if_match: IfMatch = None) -> JSONResponse:
     store, config = _ctx(request)
     view = admin.update_device(store, config, ext, number, body.changes(),
                                _actor(request, user), if_match=_version(if_match))
-    response.headers["ETag"] = f'"{view.version}"'
-    return _stored_device(view, number, config)
+    return JSONResponse(_stored_device(view, number, config),
+                        headers={"ETag": f'"{view.version}"'})
 
 
 @router.delete("/extensions/{ext}/devices/{number}", status_code=204)
@@ -169,25 +172,25 @@ def remove_device(ext: str, number: str, request: Request, user: ExtensionUser,
 
 
 @router.get("/company")
-def get_company(request: Request, user: AdminUser) -> dict:
+def get_company(request: Request, user: AdminUser) -> JSONResponse:
     store, config = _ctx(request)
-    return admin.get_company(store, config).to_json()
+    return JSONResponse(admin.get_company(store, config).to_json())
 
 
 @router.patch("/company")
-def set_company(body: CompanyPatch, request: Request, user: AdminUser) -> dict:
+def set_company(body: CompanyPatch, request: Request, user: AdminUser) -> JSONResponse:
     """The company caller-ID number and name (admin)."""
     store, config = _ctx(request)
     admin.set_company(store, config, actor=_actor(request, user),
                       **{name: value for name, value in body.given().items()})
-    return admin.get_company(store, config).to_json()
+    return JSONResponse(admin.get_company(store, config).to_json())
 
 
 @router.get("/audit")
 def read_audit(request: Request, user: CurrentUser,
                ext: Annotated[str | None, Query(max_length=64)] = None,
                limit: Annotated[int, Query(ge=AUDIT_LIMIT[0], le=AUDIT_LIMIT[1])] = 100,
-               ) -> list[dict]:
+               ) -> JSONResponse:
     """Recent changes, newest first: admins see all, users their extensions'."""
     store, _ = _ctx(request)
     if ext is not None and not user.may_access(ext):
@@ -198,7 +201,7 @@ def read_audit(request: Request, user: CurrentUser,
         records = [r for own in user.extensions
                    for r in admin.read_audit(store, ext=own, limit=limit)]
         records.sort(key=lambda r: _stream_order(r.id), reverse=True)
-    return [record.to_json() for record in records[:limit]]
+    return JSONResponse([record.to_json() for record in records[:limit]])
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:

@@ -16,14 +16,13 @@ from collections.abc import AsyncIterator
 import redis
 import redis.asyncio as aredis
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from agi.accounts import User
 from agi.config import Config
 from agi.resp import SENTINEL_SCHEME, RedisTarget
 from agi.schema import audit_key
-from agi.web.auth import CurrentUser, accounts_of, bearer_token
+from agi.web.auth import CurrentUser, bearer_token, token_user
 
 router = APIRouter(tags=["events"])
 BLOCK_MS = 1000
@@ -82,7 +81,7 @@ async def _changes(request: Request, user: User, token: str, last: str
             quiet_since = now
         if now - checked >= RECHECK_S:
             checked = now
-            if await run_in_threadpool(accounts_of(request).token_user, token) is None:
+            if await token_user(request, token) is None:
                 return
 
 
