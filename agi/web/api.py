@@ -13,7 +13,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from agi import admin
-from agi.admin import Actor
+from agi.accounts import User
+from agi.admin import Actor, AuditRecord
 from agi.admin.errors import NotFound
 from agi.config import Config
 from agi.store import AdminStore
@@ -193,6 +194,12 @@ def read_audit(request: Request, user: CurrentUser,
                ) -> JSONResponse:
     """Recent changes, newest first: admins see all, users their extensions'."""
     store, _ = _ctx(request)
+    return JSONResponse([record.to_json() for record in audit_records(store, user, ext, limit)])
+
+
+def audit_records(store: AdminStore, user: User, ext: str | None, limit: int
+                  ) -> list[AuditRecord]:
+    """The audit records `user` may read (the pages' /audit uses it too), or 403."""
     if ext is not None and not user.may_access(ext):
         raise ApiError(403, "not_yours", "this extension is not one of yours", field="ext")
     if user.is_admin or ext is not None:
@@ -201,7 +208,7 @@ def read_audit(request: Request, user: CurrentUser,
         records = [r for own in user.extensions
                    for r in admin.read_audit(store, ext=own, limit=limit)]
         records.sort(key=lambda r: _stream_order(r.id), reverse=True)
-    return JSONResponse([record.to_json() for record in records[:limit]])
+    return records[:limit]
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:

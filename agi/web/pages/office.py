@@ -131,8 +131,8 @@ def audit_page(request: Request, ext: str = "") -> Response:
     if session is None:
         return render.to_login(request)
     try:
-        records = api.read_audit(request, session.user, ext=ext[:64] or None,
-                                 limit=AUDIT_SHOWN)
+        records = [record.to_json() for record in api.audit_records(
+            request.app.state.store, session.user, ext[:64] or None, AUDIT_SHOWN)]
     except ApiError:
         return render.forbidden(request, session)
     return render.page(request, "audit.html", session, records=records, ext=ext[:64])
