@@ -16,14 +16,14 @@ from agi.admin import ExtensionChanges, ExtensionView, NotFound, Refusal, Refuse
 from agi.web.models import USER_FORWARDING_FIELDS
 from agi.web.pages import access, forms, render
 from agi.web.pages.access import FormData
-from agi.web.pages.listing import ViewCache
+from agi.web.pages.listing import RowCache, ViewCache
 from agi.web.pages.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 TABS = ("forwarding", "devices", "voicemail")
 ADMIN_TABS = frozenset({"voicemail"})
 MAX_QUERY = 64
-_VIEWS = ViewCache()
+_VIEWS, _ROWS = ViewCache(), RowCache()
 
 
 def _ctx(request: Request):
@@ -57,10 +57,11 @@ def _list_page(request: Request, session: Session, query: str = "", *, status: i
     store, config = _ctx(request)
     # The views themselves, not their JSON: Jinja reads attributes much faster than
     # it falls back from a failed getattr to a dict key (this page has hundreds of rows).
-    views = _VIEWS.list_extensions(store, config)
+    views = [view for view in _VIEWS.list_extensions(store, config) if matches(view, query)]
+    rows = _ROWS.rows(views, render.language(request, session), lambda view: (
+        render.fragment(request, "extension_row.html", session, view=view)))
     return render.page(request, "extensions.html", session, status=status, query=query,
-                       rows=[view for view in views if matches(view, query)],
-                       errors=errors or {}, typed=typed)
+                       rows=rows, errors=errors or {}, typed=typed)
 
 
 @router.post("/extensions")

@@ -46,17 +46,23 @@ def language(request: Request, session: Session | None) -> str:
                        request.headers.get("accept-language", ""))
 
 
-def page(request: Request, template: str, session: Session | None, *, status: int = 200,
-         **context: object) -> HTMLResponse:
-    """A page in the request's language; `session` None for the login page."""
+def fragment(request: Request, template: str, session: Session | None,
+             **context: object) -> str:
+    """`template` rendered in the request's language, with what every page gets."""
     lang = language(request, session)
     country = request.app.state.config.country
-    html = environment().get_template(template).render(
+    return environment().get_template(template).render(
         t=i18n.translator(lang), lang=lang, session=session,
         user=session.user if session else None, csrf=session.csrf if session else "",
         national=partial(national, country=country), path=request.url.path,
         here=here(request), **context)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def page(request: Request, template: str, session: Session | None, *, status: int = 200,
+         **context: object) -> HTMLResponse:
+    """A page in the request's language; `session` None for the login page."""
+    return HTMLResponse(fragment(request, template, session, **context),
+                        status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def here(request: Request) -> str:

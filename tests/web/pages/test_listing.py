@@ -29,3 +29,25 @@ def test_cached_views_equal_the_admin_layers_after_every_change(
     redis_client.delete("callroute:ext:1001")
     redis_client.srem("callroute:extensions", "1001")
     assert [v.extension for v in cache.list_extensions(store, web_config)] == ["1002"]
+
+
+def test_rows_are_rendered_again_only_for_a_changed_view(
+        store: AdminStore, web_config: Config, extensions: None):
+    from agi.web.pages.listing import RowCache
+
+    views, rows, rendered = ViewCache(), RowCache(), []
+
+    def render_row(view) -> str:
+        rendered.append(view.extension)
+        return f"<tr>{view.extension} {view.forward.enabled}</tr>"
+
+    first = rows.rows(views.list_extensions(store, web_config), "fr", render_row)
+    again = rows.rows(views.list_extensions(store, web_config), "fr", render_row)
+    assert again == first and rendered == ["1001", "1002"]
+    rows.rows(views.list_extensions(store, web_config), "en", render_row)
+    assert rendered == ["1001", "1002", "1001", "1002"]
+    admin.set_forwarding(store, web_config, "1002", ForwardingChanges(
+        enabled=True, target="0612345678"), Actor("cli:test"))
+    changed = rows.rows(views.list_extensions(store, web_config), "fr", render_row)
+    assert rendered[4:] == ["1002"]
+    assert changed[0] is first[0] and str(changed[1]) == "<tr>1002 True</tr>"
