@@ -235,6 +235,23 @@ def test_7_the_lamp_follows_a_cli_change_within_2_s_without_a_reload(
     assert redis_client.hget(f"{EXT}1001", "forward_enabled") == "0"
 
 
+def test_7b_an_open_extension_page_follows_a_change_elsewhere_within_2_s(
+        browsers, web_server: WebServer):
+    driver = browsers("en-US")
+    log_in(driver, web_server.url, EMPLOYEE)
+    assert wait_for(driver, "#summary .lamp").text == "Off"
+    driver.execute_script("window.notReloaded = true;")
+    time.sleep(0.5)
+    subprocess.run([str(Path(sys.executable).parent / "callroute"), "forward", "on", "1002",
+                    "0612345678"], env=web_server.env, check=True, capture_output=True)
+    changed = time.monotonic()
+    wait_for(driver, "#summary .lamp[data-forwarding=on]", timeout=2.0)
+    assert time.monotonic() - changed <= 2.0
+    assert driver.find_element(*by("#summary .lamp")).text == "On → 06 12 34 56 78"
+    assert "+33612345678" in driver.find_element(*by("#behaviour")).text
+    assert driver.execute_script("return window.notReloaded === true;")
+
+
 def test_8_ten_wrong_passwords_then_the_right_one_is_refused(
         browsers, web_server: WebServer, redis_client: redis.Redis):
     driver = browsers("fr-FR")
