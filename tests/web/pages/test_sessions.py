@@ -10,6 +10,7 @@ import redis
 
 from agi.accounts import token_key
 from agi.web.pages import sessions
+from tests.harness.web import WebServer
 from tests.web.conftest import ADMIN, PASSWORD
 from tests.web.pages.conftest import EMPLOYEE, Browser
 
@@ -30,15 +31,22 @@ def test_login_sets_a_strict_httponly_cookie_and_a_session_in_redis(browser, red
     assert 0 < redis_client.ttl(session_key(page.client)) <= sessions.IDLE_S
 
 
-def test_the_cookie_is_secure_behind_an_https_proxy():
-    from starlette.requests import Request
-    from starlette.responses import Response
+def test_the_cookie_is_secure_behind_an_https_proxy(browser, redis_server, config_env,
+                                                    tmp_path):
+    from tests.web.conftest import web_env
 
-    request = Request({"type": "http", "scheme": "https", "path": "/", "headers": [],
-                       "server": ("example.org", 443), "query_string": b""})
-    response = Response()
-    sessions.set_cookie(response, request, "x" * 43)
-    assert "secure" in response.headers["set-cookie"].lower()
+    proxied = WebServer(web_env(config_env, redis_server.url), tmp_path / "web.log",
+                        args=("--behind-proxy",)).start()
+    try:
+        own = f"https://127.0.0.1:{proxied.port}"
+        response = httpx.post(f"{proxied.url}/login", data={
+            "username": ADMIN, "password": PASSWORD},
+            headers={"X-Forwarded-Proto": "https", "Origin": own})
+        assert response.status_code == 303
+        cookie = response.headers["set-cookie"].lower()
+        assert "; secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    finally:
+        proxied.stop()
 
 
 def test_each_login_gets_a_new_session_id_and_ends_the_old_one(browser, redis_client):
