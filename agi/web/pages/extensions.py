@@ -8,13 +8,15 @@ a reload never posts twice.
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from agi import admin
 from agi.admin import ExtensionChanges, ExtensionView, NotFound, Refusal, Refused
 from agi.web.models import USER_FORWARDING_FIELDS
-from agi.web.pages import access, forms, render
+from agi.web.pages import access, forms, i18n, render, sentence
 from agi.web.pages.access import FormData
 from agi.web.pages.listing import RowCache, ViewCache
 from agi.web.pages.sessions import Session
@@ -108,9 +110,11 @@ def show(request: Request, session: Session, ext: str, *, tab: str = "forwarding
         return render.page(request, "error.html", session, status=404,
                            title_key="error.not_found.title",
                            message_key="error.not_found.text")
-    country = config.country
-    values = forms.shown_values(view.to_json(), tab, typed,
-                                lambda number: render.national(number, country))
+    view, route = sentence.view_and_route(store, config, ext, view)
+    national = partial(render.national, country=config.country)
+    values = forms.shown_values(view.to_json(), tab, typed, national)
+    values["behaviour"] = sentence.behaviour(
+        route, i18n.translator(render.language(request, session)), national)
     return render.page(request, "extension.html", session, status=status, view=view,
                        tab=tab, errors=errors or {}, typed=typed, saved=saved,
                        confirm=confirm, tabs=[t for t in TABS if t not in ADMIN_TABS

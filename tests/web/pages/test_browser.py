@@ -76,7 +76,9 @@ def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
     assert driver.find_element(*by("#target")).get_attribute("value") == "06 12 34 56 78"
     assert driver.find_element(*by("#summary .lamp")).text == "Activé → 06 12 34 56 78"
     behaviour = driver.find_element(*by("#behaviour")).text
-    assert behaviour.startswith("Calls ring only +33612345678 (press 1), showing +3314")
+    assert behaviour == ("Les appels sonnent uniquement sur le 06 12 34 56 78 (touche 1 "
+                         "pour répondre), en affichant le 01 40 00 00 00 ; les appels sans "
+                         "réponse vont sur la messagerie 1001@default.")
     stored = redis_client.hgetall(f"{EXT}1001")
     assert stored["forward_target"] == "+33612345678" and stored["forward_enabled"] == "1"
     assert stored["forward_caller_id"] == "company"
@@ -248,7 +250,8 @@ def test_7b_an_open_extension_page_follows_a_change_elsewhere_within_2_s(
     wait_for(driver, "#summary .lamp[data-forwarding=on]", timeout=2.0)
     assert time.monotonic() - changed <= 2.0
     assert driver.find_element(*by("#summary .lamp")).text == "On → 06 12 34 56 78"
-    assert "+33612345678" in driver.find_element(*by("#behaviour")).text
+    assert driver.find_element(*by("#behaviour")).text.startswith(
+        "Calls ring only 06 12 34 56 78")
     assert driver.execute_script("return window.notReloaded === true;")
 
 
