@@ -106,7 +106,7 @@ def show(request: Request, session: Session, ext: str, *, tab: str = "forwarding
     store, config = _ctx(request)
     try:
         view = admin.get_extension(store, config, ext)
-    except NotFound:
+    except Refused:  # NotFound, or not even a valid extension (a URL typed by hand)
         return render.page(request, "error.html", session, status=404,
                            title_key="error.not_found.title",
                            message_key="error.not_found.text")

@@ -141,3 +141,18 @@ def test_an_employee_turns_their_forwarding_on(browser, redis_client):
     assert redis_client.hget("callroute:ext:1002", "forward_target") == "+33612345678"
     record = redis_client.xrevrange("callroute:audit", count=1)[0][1]
     assert record["actor"] == f"web:{EMPLOYEE}" and record["ext"] == "1002"
+
+
+@pytest.mark.parametrize("path", ["/extensions/..%2f1002", "/extensions/" + "9" * 300,
+                                  "/extensions/10%2001", "/extensions/%3Cscript%3E",
+                                  "/extensions/1009"])
+def test_odd_extension_urls_get_a_page_and_change_nothing(browser, snapshot, path):
+    page, employee = browser(), browser()
+    page.login(ADMIN)
+    employee.login(EMPLOYEE)
+    before = snapshot()
+    answer = page.get(path)
+    assert answer.status_code in (403, 404), (path, answer.status_code)
+    assert "<script>" not in answer.text
+    assert employee.get(path).status_code in (403, 404)
+    assert {k: v[1] for k, v in snapshot().items()} == {k: v[1] for k, v in before.items()}
