@@ -9,6 +9,7 @@ argon2 and redis-py are imported here only, never by the call path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -116,8 +117,12 @@ class Accounts:
         self.prefix = store.prefix
         self._url = store.config.redis_url
         self._hasher = PasswordHasher()  # argon2id, the library's current parameters
-        # Verified when the user is unknown, so both answers take the same time.
-        self._dummy = self._hasher.hash(generate_password())
+
+    @functools.cached_property
+    def dummy_hash(self) -> str:
+        """Verified when the user is unknown, so both answers take the same time. Made on
+        first use: CLI commands never need it, callroute-web makes it at start-up."""
+        return self._hasher.hash(generate_password())
 
     def _call(self, what: str, func: Callable):
         try:
@@ -180,7 +185,7 @@ class Accounts:
         fields = self._call("read the user", lambda: self.client.hgetall(
             user_key(self.prefix, name))) if USERNAME.fullmatch(name) else {}
         try:
-            self._hasher.verify(fields.get(F_PASSWORD) or self._dummy, password)
+            self._hasher.verify(fields.get(F_PASSWORD) or self.dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return None
         return user_from_fields(name, fields) if fields.get(F_PASSWORD) else None

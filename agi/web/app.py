@@ -124,6 +124,8 @@ def create_app(config: Config, *, stopping: threading.Event | None = None) -> Fa
     app.state.config = config
     app.state.store = store
     app.state.accounts = Accounts(store)
+    # Hashed now, so the first failed login costs what every later one does.
+    app.state.accounts.dummy_hash  # noqa: B018
     app.state.aredis = events.async_client(config)
     app.state.stopping = stopping or threading.Event()
     app.add_middleware(RequestGuard)

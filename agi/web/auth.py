@@ -19,6 +19,14 @@ from agi.web.errors import ApiError
 
 router = APIRouter(tags=["tokens"])
 _BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="callroute"'}
+# The token's user and that user's hash in one round trip (half the auth cost of a
+# request). The user key is built inside the script from the token's value, so it can't
+# be declared in KEYS: fine on one Redis or Sentinel, which is what callroute supports.
+_TOKEN_USER = """
+local name = redis.call('HGET', KEYS[1], 'user')
+if not name then return false end
+return {name, redis.call('HGETALL', ARGV[1] .. name)}
+"""
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="callroute", charset="UTF-8"'}
 
 
@@ -42,9 +50,13 @@ async def token_user(request: Request, token: str) -> User | None:
     no trip through the thread pool (the sync twin is Accounts.token_user)."""
     if not 20 <= len(token) <= 128:
         return None
-    client, prefix = request.app.state.aredis, request.app.state.config.prefix
-    name = await client.hget(token_key(prefix, token), "user")
-    fields = await client.hgetall(user_key(prefix, name)) if name else None
+    prefix = request.app.state.config.prefix
+    found = await request.app.state.aredis.eval(_TOKEN_USER, 1, token_key(prefix, token),
+                                                user_key(prefix, ""))
+    if not found:
+        return None
+    name, flat = found
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
     return user_from_fields(name, fields) if fields else None
 
 

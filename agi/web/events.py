@@ -81,8 +81,10 @@ async def _changes(request: Request, user: User, token: str, last: str
             quiet_since = now
         if now - checked >= RECHECK_S:
             checked = now
-            if await token_user(request, token) is None:
+            fresh = await token_user(request, token)
+            if fresh is None:  # revoked, expired, or the user was removed
                 return
+            user = fresh  # a changed extension list applies to the stream too
 
 
 @router.get("/events", response_class=StreamingResponse)

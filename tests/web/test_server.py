@@ -173,3 +173,21 @@ def test_call_path_never_imports_the_web_stack() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_x_forwarded_for_is_trusted_only_behind_a_proxy(
+        api: httpx.Client, people: People, extensions: None, redis_server: RedisServer,
+        tmp_path: Path, config_env: Callable[..., dict[str, str]], redis_client) -> None:
+    """Directly, a forged X-Forwarded-For changes nothing (the brute-force guard and the
+    audit see the real address); with --behind-proxy, the proxy's header is the source."""
+    forged = {**people.admin, "X-Forwarded-For": "203.0.113.5"}
+    api.patch("/api/v1/extensions/1001/forwarding", headers=forged,
+              json={"target": "0612345678"})
+    with WebServer(web_env(config_env, redis_server.url), tmp_path / "web.log",
+                   args=("--behind-proxy",)) as proxied:
+        httpx.patch(f"{proxied.url}/api/v1/extensions/1002/forwarding", headers=forged,
+                    json={"target": "0612345678"}, timeout=10)
+    sources = {fields["ext"]: fields["source"]
+               for _, fields in redis_client.xrange("callroute:audit")
+               if fields["action"] == "forwarding.set"}
+    assert sources == {"1001": "127.0.0.1", "1002": "203.0.113.5"}
