@@ -47,7 +47,7 @@ def by(css: str):
     return (By.CSS_SELECTOR, css)
 
 
-def wait_for(driver, css: str, timeout: float = 5.0):
+def wait_for(driver, css: str, timeout: float = 10.0):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
