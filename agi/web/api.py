@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from agi import admin, schema
 from agi.accounts import User
-from agi.admin import Actor, ExtensionView, checks
+from agi.admin import Actor, AuditRecord, ExtensionView, checks
 from agi.admin.errors import NotFound
 from agi.admin.views import extension_view
 from agi.config import Config
@@ -204,6 +204,12 @@ def read_audit(request: Request, user: CurrentUser,
                ) -> JSONResponse:
     """Recent changes, newest first: admins see all, users their extensions'."""
     store, _ = _ctx(request)
+    return JSONResponse([record.to_json() for record in audit_records(store, user, ext, limit)])
+
+
+def audit_records(store: AdminStore, user: User, ext: str | None, limit: int
+                  ) -> list[AuditRecord]:
+    """The audit records `user` may read (the pages' /audit uses it too), or 403."""
     if ext is not None and not user.may_access(ext):
         raise ApiError(403, "not_yours", "this extension is not one of yours", field="ext")
     if user.is_admin or ext is not None:
@@ -212,7 +218,7 @@ def read_audit(request: Request, user: CurrentUser,
         records = [r for own in user.extensions
                    for r in admin.read_audit(store, ext=own, limit=limit)]
         records.sort(key=lambda r: _stream_order(r.id), reverse=True)
-    return JSONResponse([record.to_json() for record in records[:limit]])
+    return records[:limit]
 
 
 def _stream_order(entry_id: str) -> tuple[int, int]:

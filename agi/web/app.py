@@ -116,7 +116,7 @@ async def _send(scope: Scope, receive: Receive, send: Send, response: JSONRespon
 
 def create_app(config: Config, *, stopping: threading.Event | None = None) -> FastAPI:
     """The app for `config`. `stopping` is set at shutdown, so event streams end."""
-    from agi.web import api, events
+    from agi.web import api, events, pages
 
     app = FastAPI(title="callroute", version="1", docs_url=None, redoc_url=None,
                   openapi_url=f"{API_PREFIX}/openapi.json")
@@ -142,6 +142,7 @@ def create_app(config: Config, *, stopping: threading.Event | None = None) -> Fa
 
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    pages.install(app)
     return app
 
 

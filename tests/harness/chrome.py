@@ -1,0 +1,64 @@
+"""Debian's headless Chromium driven by Selenium, for the page tests.
+
+Chromium and ChromeDriver come from Debian (`chromium`, `chromium-driver`: one build,
+so they always match), installed here like scripts/bootstrap installs the host packages.
+Nothing ever downloads a browser: SE_OFFLINE keeps Selenium Manager offline, and the
+driver and binary paths are given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PACKAGES = ("chromium", "chromium-driver")
+ROOT = Path(__file__).resolve().parents[2]
+DESKTOP, PHONE = (1280, 900), (375, 812)
+MIN_WINDOW = 500
+
+
+def ensure_browser() -> str:
+    """"" when Chromium and its driver are there (installing them as root if not), else
+    why they can't be (a reason to skip)."""
+    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+        return ""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"needs the Debian packages {' '.join(PACKAGES)} (apt-get, as root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return ""
+
+
+def new_driver(lang: str = "fr-FR", size: tuple[int, int] = DESKTOP):
+    """A fresh headless Chromium (its own profile: no cookie shared between drivers)."""
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                f"--lang={lang}", f"--window-size={size[0]},{size[1]}",
+                "--disable-features=Translate,MediaRouter", "--no-first-run"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": lang})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    if size[0] < MIN_WINDOW:
+        # A headless window is at least 500 px wide: emulate the phone's screen instead.
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": True})
+    return driver
+
+
+def artifacts_dir() -> Path:
+    """Where screenshots go: $CALLROUTE_ARTIFACTS_DIR, else .cache/artifacts (ignored)."""
+    base = Path(os.environ.get("CALLROUTE_ARTIFACTS_DIR") or ROOT / ".cache" / "artifacts")
+    path = base / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
