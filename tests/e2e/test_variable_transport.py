@@ -18,8 +18,9 @@ from pathlib import Path
 
 from agi.protocol import AgiSession
 from tests.e2e import transport_probe
-from tests.harness.pbx import MOUNT_POINT, TestPBX
+from tests.harness.pbx import TestPBX
 from tests.harness.procs import wait_until
+from tests.harness.rootfs import MOUNT_POINT
 
 HOSTILE = {
     "quote": 'say "hi"',
