@@ -94,7 +94,8 @@ def voicemail(form: Form) -> ExtensionChanges:
         mailbox=value(form, "mailbox"), did=value(form, "did") or None,
         confirm_tries=whole(form, "confirm_tries", optional=True),
         confirm_timeout=whole(form, "confirm_timeout", optional=True),
-        confirm_prompt=value(form, "confirm_prompt") or None)
+        confirm_prompt=value(form, "confirm_prompt") or None,
+        language=value(form, "language") or None)
 
 
 def field_errors(refusals: list[Refusal]) -> dict[str, list[str]]:
@@ -119,7 +120,8 @@ def shown_values(view: dict, tab: str, typed: dict | None, national) -> dict:
         "vm": {"mailbox": view["mailbox"], "did": national(view["did"]) if view["did"]
                else "", "confirm_tries": _text(confirm["tries"]),
                "confirm_timeout": _text(confirm["timeout"]),
-               "confirm_prompt": _text(confirm["prompt"])},
+               "confirm_prompt": _text(confirm["prompt"]),
+               "language": _text(view["language"]["own"])},
     }
     if typed is None:
         return out

@@ -58,7 +58,9 @@ def save_company(request: Request, form: FormData) -> Response:
     store, config = request.app.state.store, request.app.state.config
     try:
         admin.set_company(store, config, caller_id=forms.value(form, "caller_id"),
-                          name=forms.value(form, "name"), actor=access.actor(request, session))
+                          name=forms.value(form, "name"),
+                          language=forms.value(form, "language") or None,
+                          actor=access.actor(request, session))
     except Refused as exc:
         return _company(request, session, status=422, errors=forms.field_errors(
             exc.refusals), typed={key: values[0] for key, values in form.items()})

@@ -144,3 +144,36 @@ def test_language_switch_is_kept_in_the_session(browser):
     assert "Renvoi automatique" in page.get("/extensions").text
     outside = page.post("/language", {"lang": "en", "next": "//evil.example/"})
     assert outside.headers["location"] == "/"
+
+
+def test_the_phone_language_is_the_admins_on_the_company_and_voicemail_pages(
+        browser, redis_client, snapshot):
+    page = browser("fr")
+    page.login(ADMIN)
+    page.get("/company")
+    saved = page.post("/company", {"caller_id": "01 40 00 00 00", "name": "Acme",
+                                   "language": "fr"})
+    assert saved.status_code == 303, saved.text
+    assert redis_client.hget("callroute:company", "language") == "fr"
+    assert 'id="language" name="language" value="fr"' in page.get("/company").text
+    before = snapshot()
+    refused = page.post("/company", {"caller_id": "01 40 00 00 00", "name": "Acme",
+                                     "language": "fr;Dial(x)"})
+    assert refused.status_code == 422
+    assert error_codes(refused.text, "language") == ["invalid_language"]
+    assert 'value="fr;Dial(x)"' in refused.text  # what was typed stays
+    assert snapshot() == before
+    page.get("/extensions/1001")
+    vm = page.post("/extensions/1001/voicemail", {"mailbox": "1001@default",
+                                                  "language": "en"})
+    assert vm.status_code == 303, vm.text
+    assert redis_client.hget("callroute:ext:1001", "language") == "en"
+
+
+def test_an_employee_is_not_offered_the_language(browser):
+    page = browser("en")
+    page.login(EMPLOYEE)
+    own = page.get("/extensions/1002")
+    assert own.status_code == 200
+    assert 'name="forward_target"' in own.text or 'name="target"' in own.text
+    assert 'name="language"' not in own.text
