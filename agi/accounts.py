@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from agi import schema
+from agi.admin import audit
+from agi.admin.inputs import Actor
 from agi.guard import is_extension
 from agi.schema import credentials_key, user_key, users_key
 from agi.store import AdminStore, StoreError, redact_url
@@ -113,6 +115,7 @@ class Accounts:
 
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                         redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)
+        self.store = store
         self.client = store.client
         self.prefix = store.prefix
         self._url = store.config.redis_url
@@ -143,12 +146,15 @@ class Accounts:
             users_key(self.prefix))))
         return [user for user in map(self.get_user, names) if user is not None]
 
-    def add_user(self, name: str, role: str, extensions: list[str], password: str) -> User:
+    def add_user(self, name: str, role: str, extensions: list[str], password: str, *,
+                 actor: Actor) -> User:
         check_username(name)
         role, exts = check_role(role, extensions)
         hashed = self._hasher.hash(check_password(password))
         fields = {F_ROLE: role, F_EXTENSIONS: json.dumps(list(exts)), F_PASSWORD: hashed,
                   F_CREATED: _iso(datetime.now(UTC))}
+        record = _account_record(actor, audit.USER_ADD, name, {F_ROLE: role,
+                                                         F_EXTENSIONS: fields[F_EXTENSIONS]})
 
         def write() -> bool:
             if not self.client.hsetnx(user_key(self.prefix, name), F_ROLE, role):
@@ -156,6 +162,7 @@ class Accounts:
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(user_key(self.prefix, name), mapping=fields)
             pipe.sadd(users_key(self.prefix), name)
+            self.store.add_audit(pipe, record)
             pipe.execute()
             return True
 
@@ -163,19 +170,32 @@ class Accounts:
             raise AccountError("exists", "username", f"user {name} already exists")
         return User(name, role, exts)
 
-    def remove_user(self, name: str) -> None:
-        """Delete the user and, in the same MULTI, every token and session it holds."""
-        if self.get_user(name) is None:
+    def remove_user(self, name: str, *, actor: Actor) -> None:
+        """Delete the user and, in the same MULTI, every token and session it holds, and
+        the audit record."""
+        user = self.get_user(name)
+        if user is None:
             raise AccountError("not_found", "username", f"user {name[:40]} does not exist")
-        self._revoke_all(name, delete_user=True)
+        record = _account_record(actor, audit.USER_REMOVE, name, {
+            F_ROLE: user.role, F_EXTENSIONS: json.dumps(list(user.extensions))}, removed=True)
+        self._revoke_all(name, delete_user=True, record=record)
 
-    def set_password(self, name: str, password: str) -> None:
-        """A new password ends every token and session made with the old one."""
+    def set_password(self, name: str, password: str, *, actor: Actor) -> None:
+        """A new password ends every token and session made with the old one. The audit
+        record says that it changed, never what it is."""
         if self.get_user(name) is None:
             raise AccountError("not_found", "username", f"user {name[:40]} does not exist")
         hashed = self._hasher.hash(check_password(password))
-        self._call("set the password", lambda: self.client.hset(
-            user_key(self.prefix, name), F_PASSWORD, hashed))
+        record = audit.recorder(actor, audit.USER_PASSWORD, "")(
+            {"user": name, F_PASSWORD: "old"}, {"user": name, F_PASSWORD: "new"})
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(user_key(self.prefix, name), F_PASSWORD, hashed)
+            self.store.add_audit(pipe, record)
+            pipe.execute()
+
+        self._call("set the password", write)
         self._revoke_all(name)
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -247,7 +267,8 @@ class Accounts:
             raise AccountError("not_found", "username", f"user {name[:40]} does not exist")
         return self._revoke_all(name)
 
-    def _revoke_all(self, name: str, *, delete_user: bool = False) -> int:
+    def _revoke_all(self, name: str, *, delete_user: bool = False,
+                    record: dict[str, str] | None = None) -> int:
         creds = credentials_key(self.prefix, name)
 
         def write() -> int:
@@ -259,6 +280,8 @@ class Accounts:
             if delete_user:
                 pipe.delete(user_key(self.prefix, name))
                 pipe.srem(users_key(self.prefix), name)
+            if record is not None:
+                self.store.add_audit(pipe, record)
             pipe.execute()
             return len(keys)
 
@@ -315,3 +338,13 @@ def user_from_fields(name: str, fields: dict[str, str]) -> User:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+
+def _account_record(actor: Actor, action: str, name: str, account: dict[str, str], *,
+                    removed: bool = False) -> dict[str, str]:
+    """The audit record of an account write: the account's role and extensions (never its
+    password hash) appearing, or disappearing when `removed`."""
+    shown = {"user": name, **account}
+    before, after = (shown, None) if removed else ({}, shown)
+    return audit.recorder(actor, action, "")(before, after)

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from agi.cli_commands import actor
 from agi.config import ConfigError, load
 from agi.store import AdminStore, StoreError
 
@@ -67,7 +68,7 @@ def _user_add(args: argparse.Namespace, accounts) -> None:
     check_username(args.name)
     check_role(args.role, args.ext)  # before reading a password: fail fast, one line
     password = _stdin_secret("password") if args.password_stdin else generate_password()
-    user = accounts.add_user(args.name, args.role, args.ext, password)
+    user = accounts.add_user(args.name, args.role, args.ext, password, actor=actor())
     exts = f" for extension(s) {', '.join(user.extensions)}" if user.extensions else ""
     print(f"user {user.name} added ({user.role}{exts})")
     if not args.password_stdin:
@@ -76,7 +77,7 @@ def _user_add(args: argparse.Namespace, accounts) -> None:
 
 
 def _user_remove(args: argparse.Namespace, accounts) -> None:
-    accounts.remove_user(args.name)
+    accounts.remove_user(args.name, actor=actor())
     print(f"user {args.name} removed; its tokens and sessions are revoked")
 
 
@@ -91,7 +92,7 @@ def _user_list(args: argparse.Namespace, accounts) -> None:
 
 
 def _user_passwd(args: argparse.Namespace, accounts) -> None:
-    accounts.set_password(args.name, _stdin_secret("password"))
+    accounts.set_password(args.name, _stdin_secret("password"), actor=actor())
     print(f"password of {args.name} changed; its tokens and sessions are revoked")
 
 

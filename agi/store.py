@@ -191,7 +191,7 @@ class AdminStore:
                         if new_did:
                             pipe.hset(company, did_field(new_did), ext)
                         if audit is not None:
-                            self._audit(pipe, audit(dict(old), new))
+                            self.add_audit(pipe, audit(dict(old), new))
                         pipe.execute()
                         return dict(old), new or {}
                     except self._watch_error:
@@ -221,7 +221,7 @@ class AdminStore:
                         if gone:
                             pipe.hdel(key, *gone)
                         if audit is not None:
-                            self._audit(pipe, audit(dict(old), new))
+                            self.add_audit(pipe, audit(dict(old), new))
                         pipe.execute()
                         return new
                     except self._watch_error:
@@ -229,7 +229,8 @@ class AdminStore:
 
         return self._call("update the company settings", attempt)
 
-    def _audit(self, pipe, record: dict[str, str]) -> None:
+    def add_audit(self, pipe, record: dict[str, str]) -> None:
+        """Queue `record` on `pipe`, the MULTI of the write it describes."""
         pipe.xadd(audit_key(self.prefix), record, maxlen=self.config.audit_max,
                   approximate=True)
 

@@ -112,7 +112,8 @@ def test_user_remove_revokes_every_token(run_cli, accounts: Accounts,
     tokens = [run_cli("token", "create", "eve").out.strip() for _ in range(3)]
     assert run_cli("user", "remove", "eve").code == 0
     assert all(accounts.token_user(token) is None for token in tokens)
-    assert list(redis_client.scan_iter("*")) == []
+    # Nothing of the user is left; only the audit trail of its addition and removal.
+    assert list(redis_client.scan_iter("*")) == ["callroute:audit"]
 
 
 def test_store_down_is_exit_1(run_cli, monkeypatch: pytest.MonkeyPatch,
@@ -120,3 +121,25 @@ def test_store_down_is_exit_1(run_cli, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("CALLROUTE_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
     result = run_cli("user", "list")
     assert result.code == 1 and "Redis" in result.err
+
+
+def test_every_account_change_is_audited_without_a_secret(
+        run_cli, monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis) -> None:
+    """user add, passwd and remove each leave one record (actor cli:<user>, ext ""), in the
+    write's own MULTI; neither the password nor its hash is ever in the trail."""
+    with_stdin(monkeypatch, "first-secret-12345\n")
+    assert run_cli("user", "add", "eve", "--role", "user", "--ext", "1001",
+                   "--password-stdin").code == 0
+    with_stdin(monkeypatch, "second-secret-12345\n")
+    assert run_cli("user", "passwd", "eve", "--password-stdin").code == 0
+    assert run_cli("user", "remove", "eve").code == 0
+    assert run_cli("user", "remove", "eve").code == 2  # refused: no record
+    records = [fields for _id, fields in redis_client.xrange("callroute:audit")]
+    assert [r["action"] for r in records] == ["user.add", "user.password", "user.remove"]
+    assert all(r["actor"].startswith("cli:") and r["ext"] == "" for r in records)
+    assert json.loads(records[0]["changes"]) == {
+        "user": [None, "eve"], "role": [None, "user"], "extensions": [None, '["1001"]']}
+    assert json.loads(records[1]["changes"]) == {"password": ["old", "new"]}
+    assert json.loads(records[2]["changes"])["user"] == ["eve", None]
+    trail = json.dumps(records)
+    assert "secret" not in trail and "argon2" not in trail

@@ -24,6 +24,10 @@ DEVICE_PUT = "device.put"
 DEVICE_UPDATE = "device.update"
 DEVICE_REMOVE = "device.remove"
 COMPANY_SET = "company.set"
+# Accounts of the Office Manager and the API (agi/accounts.py); never a password.
+USER_ADD = "user.add"
+USER_REMOVE = "user.remove"
+USER_PASSWORD = "user.password"
 
 # Records fetched per round trip while looking for one extension's.
 _PAGE = 200

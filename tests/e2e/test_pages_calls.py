@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from agi.accounts import Accounts
+from agi.admin import Actor
 from agi.config import load
 from agi.store import AdminStore
 from tests.harness import chrome
@@ -31,7 +32,7 @@ def office_manager(pbx: TestPBX, tmp_path: Path) -> Iterator[str]:
            "CALLROUTE_CONFIG": os.devnull}
     store = AdminStore(load(env))
     try:
-        Accounts(store).add_user(ADMIN, "admin", [], PASSWORD)
+        Accounts(store).add_user(ADMIN, "admin", [], PASSWORD, actor=Actor("cli:test"))
     finally:
         store.close()
     with WebServer(env, tmp_path / "callroute-web.log") as server:

@@ -35,7 +35,8 @@ def _seed(config, extensions: int) -> None:
         if n % 2:
             admin.set_forwarding(store, config, ext, ForwardingChanges(
                 enabled=True, target=f"+3361{n:07d}"), actor)
-    Accounts(store).add_user("bench", "admin", [], "bench-password-1234")
+    Accounts(store).add_user("bench", "admin", [], "bench-password-1234",
+                             actor=Actor("cli:bench"))
     store.close()
 
 

@@ -102,7 +102,7 @@ def run(requests: int, seconds: float) -> dict:
         config = load(env)
         store = AdminStore(config)
         accounts = Accounts(store)
-        accounts.add_user("ada", "admin", [], PASSWORD)
+        accounts.add_user("ada", "admin", [], PASSWORD, actor=Actor("cli:bench"))
         token = accounts.issue("ada", timedelta(hours=1))[0]
         admin.put_extension(store, config, "1001", ExtensionChanges(), Actor("cli:bench"))
         with WebServer(env, Path(tmp) / "web.log", args=("--no-access-log",)) as web:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agi.admin import Actor
 from tests.harness.calls import (
     CALLER_NUMBER,
     VOICEMAIL_HOLD_MS,
@@ -197,9 +198,9 @@ def _office_manager(pbx: TestPBX, url: str) -> str:
         accounts = Accounts(store)
         password = generate_password()
         if accounts.get_user("admin") is None:
-            accounts.add_user("admin", "admin", [], password)
+            accounts.add_user("admin", "admin", [], password, actor=Actor("cli:demo"))
         else:  # from an earlier demo: a new password ends its old sessions
-            accounts.set_password("admin", password)
+            accounts.set_password("admin", password, actor=Actor("cli:demo"))
     finally:
         store.close()
     return (f"The Office Manager and the HTTP API (callroute-web) are at {url}:\n"

@@ -79,7 +79,7 @@ def people_dump(session_accounts: Accounts, redis_server: RedisServer) -> dict[s
     """The three accounts, created (and argon2-hashed) once, as DUMPs of their keys."""
     raw = redis.Redis.from_url(redis_server.url)
     for name, role, exts in PEOPLE:
-        session_accounts.add_user(name, role, exts, PASSWORD)
+        session_accounts.add_user(name, role, exts, PASSWORD, actor=Actor("cli:test"))
     keys = [key.decode() for key in raw.scan_iter("callroute:user*")]
     dump = {key: raw.dump(key) for key in keys}
     raw.delete(*keys)

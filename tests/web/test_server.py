@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from agi.accounts import Accounts
+from agi.admin import Actor
 from agi.config import load
 from agi.store import AdminStore
 from agi.web.server import listen_problem, parse_listen
@@ -111,7 +112,7 @@ REDIS_DOWN_REQUESTS = [
 def test_redis_down_is_503_and_comes_back(own_redis: RedisServer, tmp_path: Path,
                                           config_env: Callable[..., dict[str, str]]) -> None:
     accounts = Accounts(AdminStore(load(config_env(redis_url=own_redis.url))))
-    accounts.add_user("ada", "admin", [], PASSWORD)
+    accounts.add_user("ada", "admin", [], PASSWORD, actor=Actor("cli:test"))
     headers = bearer(accounts.issue("ada", timedelta(hours=1))[0])
     with WebServer(web_env(config_env, own_redis.url), tmp_path / "web.log") as web, \
             httpx.Client(base_url=web.url, timeout=15) as api:

@@ -91,7 +91,8 @@ def add_user(request: Request, form: FormData) -> Response:
     name, password = forms.value(form, "username"), generate_password()
     exts = forms.value(form, "extensions").replace(",", " ").split()
     try:
-        accounts_of(request).add_user(name, forms.value(form, "role"), exts, password)
+        accounts_of(request).add_user(name, forms.value(form, "role"), exts, password,
+                                      actor=access.actor(request, session))
     except AccountError as exc:
         return _users(request, session, status=422, errors=forms.field_errors(
             [Refusal(exc.code, exc.field, str(exc))]),
@@ -107,7 +108,8 @@ def reset_password(request: Request, name: str, form: FormData) -> Response:
         return session
     password = generate_password()
     try:
-        accounts_of(request).set_password(name, password)
+        accounts_of(request).set_password(name, password,
+                                          actor=access.actor(request, session))
     except AccountError:
         return _users(request, session, status=404)
     return _users(request, session, shown=(name, password))
@@ -119,7 +121,7 @@ def remove_user(request: Request, name: str, form: FormData) -> Response:
     if isinstance(session, Response):
         return session
     try:
-        accounts_of(request).remove_user(name)
+        accounts_of(request).remove_user(name, actor=access.actor(request, session))
     except AccountError:
         return _users(request, session, status=404)
     return render.see_other("/users")

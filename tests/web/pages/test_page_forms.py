@@ -106,7 +106,8 @@ def test_a_refused_device_keeps_the_form_open_with_what_was_typed(browser, snaps
     assert {k: v[1] for k, v in snapshot().items()} == {k: v[1] for k, v in before.items()}
 
 
-def test_users_added_with_a_password_shown_once_reset_and_removed(browser, accounts):
+def test_users_added_with_a_password_shown_once_reset_and_removed(browser, accounts,
+                                                                 redis_client):
     page = browser("en")
     page.login(ADMIN)
     page.get("/users")
@@ -119,6 +120,12 @@ def test_users_added_with_a_password_shown_once_reset_and_removed(browser, accou
     assert again != shown and accounts.authenticate("zoe", again) is not None
     assert page.post("/users/zoe/remove", {}).status_code == 303
     assert accounts.get_user("zoe") is None
+    trail = redis_client.xrange("callroute:audit")
+    assert [(f["actor"], f["action"]) for _id, f in trail
+            if f["action"].startswith("user.")] == [
+        (f"web:{ADMIN}", "user.add"), (f"web:{ADMIN}", "user.password"),
+        (f"web:{ADMIN}", "user.remove")]
+    assert shown not in str(trail) and again not in str(trail)
     bad = page.post("/users", {"username": "Bad Name", "role": "user"})
     assert bad.status_code == 422 and error_codes(bad.text, "username") == [
         "invalid_username"]

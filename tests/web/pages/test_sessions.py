@@ -9,6 +9,7 @@ import httpx
 import redis
 
 from agi.accounts import token_key
+from agi.admin import Actor
 from agi.web.pages import sessions
 from tests.harness.web import WebServer
 from tests.web.conftest import ADMIN, PASSWORD
@@ -114,7 +115,7 @@ def test_an_idle_session_is_gone(browser, redis_client):
 def test_removing_the_user_ends_their_sessions(browser, accounts, redis_client):
     page = browser()
     page.login(EMPLOYEE)
-    accounts.remove_user(EMPLOYEE)
+    accounts.remove_user(EMPLOYEE, actor=Actor("cli:test"))
     assert page.get("/extensions/1002").headers["location"] == "/login"
 
 
