@@ -19,6 +19,7 @@ import redis
 from agi import variables as v
 from agi.fastagi import FastAgiServer
 from tests.fake_asterisk import agi_session, console_script, parse_args, variables
+from tests.harness.net import accepts
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 
@@ -103,7 +104,7 @@ def test_sigterm_finishes_the_call_in_flight_then_exits(redis_server, config_env
                              f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        wait_until(lambda: accepts(port), 10, "callroute-fastagi to listen")
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             stream = sock.makefile("rwb")
             stream.write(b"agi_network_script: route\nagi_arg_1: 1001\n\n")
@@ -119,7 +120,7 @@ def test_sigterm_finishes_the_call_in_flight_then_exits(redis_server, config_env
                 stream.flush()
         assert variables(commands)[v.STATUS] == v.STATUS_OK
         assert proc.wait(10) == 0
-        assert not _accepts(port)
+        assert not accepts(port)
     finally:
         stop_popen(proc)
 
@@ -133,13 +134,6 @@ def _closed_without_a_word(sock: socket.socket) -> bool:
     except OSError:
         return True  # reset
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_refusals_are_logged_at_most_once_a_second(caplog):

@@ -17,6 +17,7 @@ import redis
 
 from agi import variables as v
 from tests.fake_asterisk import agi_session, console_script, parse_args, set_pairs, variables
+from tests.harness.net import accepts
 from tests.harness.notify import FakeSystemd
 from tests.harness.procs import free_port, spawn, stop_popen, wait_until
 
@@ -262,7 +263,7 @@ def test_sigterm_with_a_stuck_client_exits_within_the_drain_timeout(
                                  "--session-timeout", "60"], env=env,
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        wait_until(lambda: accepts(port), 10, "callroute-fastagi to listen")
         with connect(port) as stuck:
             stuck.sendall(REQUEST)
             assert stuck.recv(65536).startswith(b"EXEC MSet")  # now it never answers
@@ -287,12 +288,12 @@ def test_sigterm_lets_a_call_in_flight_finish_and_says_so(redis_server, config_e
                                  f"127.0.0.1:{port}", "--drain-timeout", "5"], env=env,
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        wait_until(lambda: accepts(port), 10, "callroute-fastagi to listen")
         with connect(port) as call:
             call.sendall(REQUEST)
             assert call.recv(65536).startswith(b"EXEC MSet")
             proc.send_signal(signal.SIGTERM)
-            wait_until(lambda: not _accepts(port), 5, "the listener to close")
+            wait_until(lambda: not accepts(port), 5, "the listener to close")
             call.sendall(b"200 result=0\n")
             assert call.recv(65536) == b""
         assert proc.wait(5) == 0
@@ -315,7 +316,7 @@ def test_sigterm_with_only_an_idle_connection_cuts_no_call(redis_server, config_
                                  "--env-timeout", "0.5"], env=env,
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _accepts(port), 10, "callroute-fastagi to listen")
+        wait_until(lambda: accepts(port), 10, "callroute-fastagi to listen")
         with connect(port):
             time.sleep(0.1)
             started = time.monotonic()
@@ -341,13 +342,6 @@ def test_a_stop_before_the_loop_runs_is_not_lost(fr_config) -> None:
     thread.join(5)
     assert not thread.is_alive()
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_tells_systemd_ready_only_once_redis_answered(redis_server, config_env,

@@ -56,6 +56,15 @@ class Blackhole:
         self.close()
 
 
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Something listens on host:port (a TCP connection is accepted)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def fastagi_healthy(host: str, port: int, timeout: float = 1.0) -> bool:
     """True if callroute-fastagi answers a `health` request with CALLROUTE_HEALTH=OK.
 
