@@ -106,7 +106,7 @@ def _run_process(pbx: TestPBX) -> dict:
 
 
 def test_hostile_values_arrive_exactly_and_set_nothing_else(pbx: TestPBX) -> None:
-    mode = (pbx._load_state() or {}).get("agi")
+    mode = pbx.status()["agi"]
     held = _run_fastagi(pbx) if mode == "fastagi" else _run_process(pbx)
     assert held, f"the {mode} probe never ran"
     for name, value in pairs():
