@@ -21,8 +21,8 @@ from concurrent.futures import Executor
 from agi import resp
 from agi.resp import RedisTarget, RespError, RespReplyError
 
-# A call reads two small hashes; a reply this large is not one we asked for.
-MAX_REPLY_BYTES = 1 << 20
+# The same bound and wording as the blocking reader's.
+MAX_REPLY_BYTES = resp.MAX_REPLY_BYTES
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -76,7 +76,7 @@ async def _pipeline(conn: _Conn, preamble: list[bytes], keys: list[str],
                 raise RespError("Redis closed the connection")
             received += chunk
             if len(received) > MAX_REPLY_BYTES:
-                raise RespError("Redis sent an oversized reply")
+                raise resp._unreadable(f"more than {MAX_REPLY_BYTES} bytes")
             try:
                 return resp._pipeline_hgetall(_Replay(received), preamble, keys,  # type: ignore[arg-type]
                                               deadline)

@@ -22,7 +22,7 @@ import redis
 from agi import resp
 from agi import variables as v
 from agi.resp import MAX_REPLY_BYTES, RespError
-from tests.fake_asterisk import FakeAsterisk, agi_session
+from tests.fake_asterisk import FakeAsterisk, agi_session, variables
 
 DEADLINE_S = 0.300  # the agent's timeout_ms in both fixtures
 # Python's start and imports come before the deadline starts in process AGI; on a busy
@@ -173,7 +173,7 @@ def test_fastagi_falls_back(hostile: HostileRedis, serve,
     started = time.monotonic()
     commands = agi_session(server.address[1])
     elapsed = time.monotonic() - started
-    found = {c[2]: c[3] for c in commands if c[:2] == ["SET", "VARIABLE"] and len(c) == 4}
+    found = variables(commands)
     assert (found[v.STATUS], found[v.DIAL]) == (v.STATUS_FALLBACK, "PJSIP/1001")
     assert hostile.hostile.reason in found[v.REASON]
     assert elapsed < DEADLINE_S + FASTAGI_SLACK_S

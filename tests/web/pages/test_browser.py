@@ -58,7 +58,14 @@ def log_in(driver, base: str, name: str, password: str = PASSWORD) -> None:
     driver.get(f"{base}/login")
     driver.find_element(*by("#username")).send_keys(name)
     driver.find_element(*by("#password")).send_keys(password)
-    driver.find_element(*by("form[action='/login'] button")).click()
+    button = driver.find_element(*by("form[action='/login'] button"))
+    button.click()
+    # click() does not wait for the answer: without this, the next driver.get() can leave
+    # before the session cookie arrives and land on /login again.
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(ec.staleness_of(button))
 
 
 def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
