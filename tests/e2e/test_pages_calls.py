@@ -16,9 +16,9 @@ from agi.config import load
 from agi.store import AdminStore
 from tests.harness import chrome
 from tests.harness.calls import COMPANY_NUMBER, carrier, desk
+from tests.harness.chrome import by, log_in, wait_for
 from tests.harness.pbx import TestPBX
 from tests.harness.web import WebServer
-from tests.web.pages.test_browser import by, log_in, wait_for
 
 pytestmark = pytest.mark.skipif(bool(chrome.ensure_browser()), reason="no Chromium")
 ADMIN, PASSWORD = "ada", "correct-horse-battery"

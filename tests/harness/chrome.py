@@ -62,3 +62,30 @@ def artifacts_dir() -> Path:
     path = base / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def by(css: str):
+    from selenium.webdriver.common.by import By
+
+    return (By.CSS_SELECTOR, css)
+
+
+def wait_for(driver, css: str, timeout: float = 10.0):
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located(by(css)))
+
+
+def log_in(driver, base: str, name: str, password: str) -> None:
+    driver.get(f"{base}/login")
+    driver.find_element(*by("#username")).send_keys(name)
+    driver.find_element(*by("#password")).send_keys(password)
+    button = driver.find_element(*by("form[action='/login'] button"))
+    button.click()
+    # click() does not wait for the answer: without this, the next driver.get() can leave
+    # before the session cookie arrives and land on /login again.
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(ec.staleness_of(button))

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tests.harness import chrome
+from tests.harness.chrome import by, log_in, wait_for
 from tests.harness.procs import free_port
 from tests.harness.web import WebServer
 from tests.web.conftest import ADMIN, PASSWORD
@@ -41,37 +42,10 @@ def browsers(browser) -> Iterator[Callable[..., object]]:
         driver.quit()
 
 
-def by(css: str):
-    from selenium.webdriver.common.by import By
-
-    return (By.CSS_SELECTOR, css)
-
-
-def wait_for(driver, css: str, timeout: float = 10.0):
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(ec.presence_of_element_located(by(css)))
-
-
-def log_in(driver, base: str, name: str, password: str = PASSWORD) -> None:
-    driver.get(f"{base}/login")
-    driver.find_element(*by("#username")).send_keys(name)
-    driver.find_element(*by("#password")).send_keys(password)
-    button = driver.find_element(*by("form[action='/login'] button"))
-    button.click()
-    # click() does not wait for the answer: without this, the next driver.get() can leave
-    # before the session cookie arrives and land on /login again.
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 10).until(ec.staleness_of(button))
-
-
 def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
         browsers, web_server: WebServer, redis_client: redis.Redis):
     driver = browsers("fr-FR")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     wait_for(driver, "#row-1001 a.button").click()
     assert driver.find_element(*by(".tabs [aria-current=page]")).text == "Renvoi automatique"
     driver.find_element(*by("#enabled")).click()
@@ -95,7 +69,7 @@ def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
 def test_2_an_international_number_is_refused_beside_the_field(
         browsers, web_server: WebServer, snapshot):
     driver = browsers("fr-FR")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     driver.get(f"{web_server.url}/extensions/1001")
     before = snapshot()
     driver.find_element(*by("#enabled")).click()
@@ -115,7 +89,7 @@ def test_2_an_international_number_is_refused_beside_the_field(
 def test_3_an_external_phone_added_then_removed_after_confirmation(
         browsers, web_server: WebServer, redis_client: redis.Redis):
     driver = browsers("fr-FR")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     driver.get(f"{web_server.url}/extensions/1001")
     driver.find_element(*by(".tabs a[href$='tab=devices']")).click()
     assert driver.find_element(*by(".tabs [aria-current=page]")).text == "Dispositifs"
@@ -138,7 +112,7 @@ def test_3_an_external_phone_added_then_removed_after_confirmation(
 def test_4_an_employee_sees_only_their_extension(browsers, web_server: WebServer,
                                                  redis_client: redis.Redis):
     driver = browsers("en-US")
-    log_in(driver, web_server.url, EMPLOYEE)
+    log_in(driver, web_server.url, EMPLOYEE, PASSWORD)
     wait_for(driver, "#enabled")
     assert driver.current_url == f"{web_server.url}/extensions/1002"
     links = [a.get_attribute("href") for a in driver.find_elements(*by("header nav a"))]
@@ -174,7 +148,7 @@ class _EvilSite(http.server.BaseHTTPRequestHandler):
 def test_5_posts_without_the_token_or_from_another_site_are_refused(
         browsers, web_server: WebServer, snapshot):
     driver = browsers("en-US")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     driver.get(f"{web_server.url}/extensions/1001")
     token = driver.find_element(*by("input[name=csrf]")).get_attribute("value")
     before = snapshot()
@@ -209,7 +183,7 @@ def test_6_a_script_in_the_company_name_shows_as_text(browsers, web_server: WebS
     from selenium.common.exceptions import NoAlertPresentException
 
     driver = browsers("fr-FR")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     driver.get(f"{web_server.url}/company")
     name = driver.find_element(*by("#name"))
     name.clear()
@@ -229,7 +203,7 @@ def test_7_the_lamp_follows_a_cli_change_within_2_s_without_a_reload(
     subprocess.run([str(Path(sys.executable).parent / "callroute"), "forward", "on", "1001",
                     "0612345678"], env=web_server.env, check=True, capture_output=True)
     driver = browsers("fr-FR")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     lamp = wait_for(driver, "#row-1001 .lamp")
     assert lamp.text == "Activé → 06 12 34 56 78"
     driver.execute_script("window.notReloaded = true;")
@@ -247,7 +221,7 @@ def test_7_the_lamp_follows_a_cli_change_within_2_s_without_a_reload(
 def test_7b_an_open_extension_page_follows_a_change_elsewhere_within_2_s(
         browsers, web_server: WebServer):
     driver = browsers("en-US")
-    log_in(driver, web_server.url, EMPLOYEE)
+    log_in(driver, web_server.url, EMPLOYEE, PASSWORD)
     assert wait_for(driver, "#summary .lamp").text == "Off"
     driver.execute_script("window.notReloaded = true;")
     time.sleep(0.5)
@@ -269,7 +243,7 @@ def test_8_ten_wrong_passwords_then_the_right_one_is_refused(
         log_in(driver, web_server.url, ADMIN, "not-the-password")
         message = wait_for(driver, "#login-error").text
     assert message.startswith("Trop de tentatives")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     assert wait_for(driver, "#login-error").text.startswith("Trop de tentatives")
     assert driver.get_cookie("callroute_session") is None
     assert redis_client.keys("callroute:login-failures:*")
@@ -340,7 +314,7 @@ def test_screenshots_of_every_page_in_french_without_sideways_scrolling(
 
     driver.get(f"{web_server.url}/login")
     shoot("login")
-    log_in(driver, web_server.url, ADMIN)
+    log_in(driver, web_server.url, ADMIN, PASSWORD)
     wait_for(driver, "#row-1001")
     for name, path in PAGES:
         driver.get(web_server.url + path)
@@ -353,7 +327,7 @@ def test_screenshots_of_every_page_in_french_without_sideways_scrolling(
     wait_for(driver, "#target-error")
     shoot("extension-forwarding-error")
     other = browsers("fr-FR", size)
-    log_in(other, web_server.url, EMPLOYEE)
+    log_in(other, web_server.url, EMPLOYEE, PASSWORD)
     wait_for(other, "#enabled")
     driver, other = other, driver
     shoot("employee")
