@@ -19,10 +19,32 @@ from tests.harness.pbx import AGI_MODES, TestPBX
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The mode a `one_agi_mode` test runs in: FastAGI, the mode a busy PBX would run.
+ONE_MODE = "fastagi"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test here e2e, and run a `one_agi_mode` test in ONE_MODE only.
+
+    Each mode costs a PBX start and every call again; a test whose subject is above
+    the agent (the web API, the pages, the phone's language) proves the same thing in
+    both, while the transport, the entry points and the faults are tested in each.
+    """
+    kept, dropped = [], []
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
-            item.add_marker(pytest.mark.e2e)
+        if not Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            kept.append(item)
+            continue
+        item.add_marker(pytest.mark.e2e)
+        callspec = getattr(item, "callspec", None)
+        mode = callspec.params.get("pbx") if callspec else None
+        if item.get_closest_marker("one_agi_mode") and mode not in (None, ONE_MODE):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", params=AGI_MODES)

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.harness.calls import VOICEMAIL_HOLD_MS, CallResult, carrier, desk
 from tests.harness.pbx import TestPBX
 
 TARGET = "+33612345678"
+# The language is one more variable of the same MSet (tests/e2e/test_variable_transport.py
+# checks that transport in both modes); the dialplan that applies it is the same.
+pytestmark = pytest.mark.one_agi_mode
 CARRIER = "PJSIP/carrier"
 CALLER = "PJSIP/inbound"
 # French prompts run longer than the English ones the default hold is sized for.

@@ -20,7 +20,9 @@ from tests.harness.chrome import by, log_in, wait_for
 from tests.harness.pbx import TestPBX
 from tests.harness.web import WebServer
 
-pytestmark = pytest.mark.skipif(bool(chrome.ensure_browser()), reason="no Chromium")
+# What the pages write is what the agent reads, whichever way Asterisk reaches it.
+pytestmark = [pytest.mark.skipif(bool(chrome.ensure_browser()), reason="no Chromium"),
+              pytest.mark.one_agi_mode]
 ADMIN, PASSWORD = "ada", "correct-horse-battery"
 TARGET, MOBILE = "+33612345678", "+33781223344"
 

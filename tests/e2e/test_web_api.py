@@ -4,11 +4,14 @@ callroute-web (started by `up`, its URL in `status()`) is what the next real SIP
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.harness.calls import carrier, desk
 from tests.harness.pbx import TestPBX
 
 TARGET = "+33612345678"
+# The API writes what the agent reads, whichever way Asterisk reaches it.
+pytestmark = pytest.mark.one_agi_mode
 
 
 def test_employee_turns_forwarding_on_and_the_next_call_rings_only_the_target(
