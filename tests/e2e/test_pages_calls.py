@@ -43,9 +43,8 @@ def office_manager(pbx: TestPBX, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def driver() -> Iterator[object]:
-    browser = chrome.new_driver("fr-FR")
-    yield browser
-    browser.quit()
+    with chrome.new_driver("fr-FR") as browser:
+        yield browser
 
 
 def test_forwarding_set_in_the_page_rings_only_the_carrier_with_the_company_number(

@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PACKAGES = ("chromium", "chromium-driver")
@@ -34,8 +38,11 @@ def ensure_browser() -> str:
     return ""
 
 
-def new_driver(lang: str = "fr-FR", size: tuple[int, int] = DESKTOP):
-    """A fresh headless Chromium (its own profile: no cookie shared between drivers)."""
+@contextmanager
+def new_driver(lang: str = "fr-FR", size: tuple[int, int] = DESKTOP) -> Iterator[Any]:
+    """A fresh headless Chromium (its own profile: no cookie shared between drivers),
+    quit afterwards with its files: Chromium leaves a singleton-socket directory in
+    $TMPDIR for every run, so it gets a temporary directory of its own, removed here."""
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -47,13 +54,19 @@ def new_driver(lang: str = "fr-FR", size: tuple[int, int] = DESKTOP):
                 "--disable-features=Translate,MediaRouter", "--no-first-run"):
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"intl.accept_languages": lang})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
-    if size[0] < MIN_WINDOW:
-        # A headless window is at least 500 px wide: emulate the phone's screen instead.
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": True})
-    return driver
+    with tempfile.TemporaryDirectory(prefix="callroute-chromium-") as tmp:
+        service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": tmp})
+        driver = webdriver.Chrome(service=service, options=options)
+        try:
+            driver.set_page_load_timeout(20)
+            if size[0] < MIN_WINDOW:
+                # A headless window is at least 500 px wide: emulate the phone's screen.
+                driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                    "width": size[0], "height": size[1], "deviceScaleFactor": 1,
+                    "mobile": True})
+            yield driver
+        finally:
+            driver.quit()
 
 
 def artifacts_dir() -> Path:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,12 @@ def browsers(browser) -> Iterator[Callable[..., object]]:
     """Fresh Chromium sessions on the office of the `browser` fixture."""
     from selenium.webdriver.remote.webdriver import WebDriver
 
-    made: list[WebDriver] = []
+    with ExitStack() as made:
 
-    def make(lang: str = "fr-FR", size: tuple[int, int] = chrome.DESKTOP) -> WebDriver:
-        made.append(chrome.new_driver(lang, size))
-        return made[-1]
+        def make(lang: str = "fr-FR", size: tuple[int, int] = chrome.DESKTOP) -> WebDriver:
+            return made.enter_context(chrome.new_driver(lang, size))
 
-    yield make
-    for driver in made:
-        driver.quit()
+        yield make
 
 
 def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
