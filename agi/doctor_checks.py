@@ -308,11 +308,13 @@ def _globals(text: str) -> dict[str, str]:
 
 
 def _mailboxes(text: str) -> set[str]:
-    """`voicemail show users`: a header, then `CONTEXT MBOX USER... ZONE NEWMSG` lines."""
+    """`voicemail show users`: a header, `CONTEXT MBOX USER... ZONE NEWMSG` lines (the
+    message count last), then `N voicemail users configured.`"""
     boxes = set()
     for line in text.splitlines()[1:]:
         words = line.split()
-        box = s.mailbox(words[1], words[0]) if len(words) >= 2 else ""
+        box = s.mailbox(words[1], words[0]) if len(words) >= 3 and words[-1].isdigit() \
+            else ""
         if is_mailbox(box):
             boxes.add(box)
     return boxes
