@@ -62,9 +62,16 @@ def run(args: argparse.Namespace) -> int:
                           "findings": [f.to_json() for f in findings]}, indent=2))
     else:
         for finding in findings:
-            print(f"{_LEVEL_WORDS[finding.level]:<8} {finding.check:<10} {finding.sentence}")
+            print(f"{_LEVEL_WORDS[finding.level]:<8} {finding.check:<10} "
+                  f"{_printable(finding.sentence)}")
         print(_summary(findings))
     return EXIT_ATTENTION if attention else EXIT_FINE
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped: a sentence may quote an extension name or
+    a DID read from Redis, and a terminal must not run escape sequences planted there."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _summary(findings: list[dc.Finding]) -> str:
@@ -127,7 +134,7 @@ def _store(config: Config) -> tuple[list[dc.Finding], dict[str, list[str]]]:
     findings += dc.schema_versions(hashes)
     findings += dc.index(listed, stored, config.prefix)
     findings += dc.extensions(views, config)
-    findings += dc.did_map(hashes, company, config.prefix)
+    findings += dc.did_map(hashes, company, config)
     return findings, mailboxes
 
 

@@ -17,7 +17,7 @@ from agi import variables as v
 from agi.admin import Refused, checks
 from agi.admin.views import ExtensionView
 from agi.config import FROM_ENVIRONMENT, FROM_FILE, Config, ConfigError
-from agi.guard import is_extension, is_mailbox
+from agi.guard import is_extension, is_home_e164, is_mailbox
 from agi.settings import COMPANY_CALLER_ID
 from agi.store import redact_url
 
@@ -204,10 +204,10 @@ def extensions(views: list[ExtensionView], config: Config) -> list[Finding]:
 
 
 def did_map(hashes: dict[str, dict[str, str]], company: dict[str, str],
-            prefix: str) -> list[Finding]:
+            config: Config) -> list[Finding]:
     """The company's DID map (did:<number> -> extension) against the extensions' DIDs:
-    each must point at the other."""
-    name = s.company_key(prefix)
+    each must point at the other. A corrupt DID is the extension check's finding."""
+    name = s.company_key(config.prefix)
     found = []
     mapped = {key.removeprefix(s.F_COMPANY_DID_PREFIX): owner for key, owner in company.items()
               if key.startswith(s.F_COMPANY_DID_PREFIX)}
@@ -233,12 +233,12 @@ def did_map(hashes: dict[str, dict[str, str]], company: dict[str, str],
                 ext=owner, field=entry))
     for ext, fields in hashes.items():
         did = fields.get(s.F_DID, "")
-        if not did or mapped.get(did) == ext:
+        if not is_home_e164(did, config.calling_code) or mapped.get(did) == ext:
             continue
         elsewhere = mapped.get(did)
         where = f"gives it to extension {elsewhere}" if elsewhere else "has no entry for it"
         found.append(Finding(
-            PROBLEM, DID_MAP, f"Extension {ext}'s DID {_shown(did)} is not mapped back: the "
+            PROBLEM, DID_MAP, f"Extension {ext}'s DID {did} is not mapped back: the "
             f"company's DID map {where}, so a call forwarded to it from another extension "
             f"doesn't reach extension {ext}'s rules. 'callroute ext add {ext} --did {did}' "
             "rewrites the map.", ext=ext, field=s.F_DID))

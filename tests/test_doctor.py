@@ -324,3 +324,22 @@ def test_the_call_path_never_imports_doctor() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_corrupt_did_is_the_extension_check_s_alone(doctor, seeded) -> None:
+    seeded.hset("callroute:ext:1001", "did", "+33 1 00")
+    outcome = doctor()
+    assert outcome.code == 1
+    assert (outcome.one(dc.EXTENSION)["ext"], outcome.one(dc.EXTENSION)["field"]) == (
+        "1001", "did")
+    # The map's entry for the old DID now points at an extension with another DID.
+    assert [f["field"] for f in outcome.problems(dc.DID_MAP)] == ["did:+33100001001"]
+
+
+def test_text_read_from_redis_cannot_drive_the_terminal(doctor, seeded) -> None:
+    seeded.hset("callroute:ext:10\x1b[2J", "devices", '["PJSIP/1010"]')
+    outcome = doctor()
+    assert outcome.code == 1
+    assert "\x1b" not in outcome.text
+    assert "10\\x1b[2J" in outcome.text
+    assert outcome.one(dc.INDEX)["ext"] == "10\x1b[2J"  # JSON escapes it itself
