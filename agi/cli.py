@@ -2,7 +2,8 @@
 and prints: the rules and the writes are the layer's.
 
 Exit status: 0 success, 2 invalid input (one line on stderr, nothing written),
-1 the store is unreachable. Every check runs before the first write.
+1 the store is unreachable (`doctor`: something needs attention). Every check runs
+before the first write.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from agi import accounts_cli, admin
+from agi import accounts_cli, admin, doctor
 from agi import fields as f
 from agi import schema as s
 from agi.admin import checks
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(action="show")
     accounts_cli.add_parsers(top)
+    doctor.add_parser(top)
     return parser
 
 
@@ -174,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.group in accounts_cli.GROUPS:
             return accounts_cli.run(args)
+        if args.group == "doctor":  # a bad setting is one of its findings, not an error
+            return doctor.run(args)
         if args.group == "company" and (args.number, args.name, args.language) == (None,) * 3:
             raise UsageError("company set needs the company number, --name or --language "
                              "(see 'callroute company set --help')")

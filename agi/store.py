@@ -6,6 +6,7 @@ one MULTI: there is no change without its record, and no record of a refused cha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from agi.config import Config
@@ -120,6 +121,21 @@ class AdminStore:
             raise StoreError(f"cannot {what}: Redis at {redact_url(self.config.redis_url)} "
                              f"failed ({detail})") from None
 
+    def probe(self) -> tuple[float, str, tuple[str, int] | None]:
+        """(seconds one PING took, the server's version, the master's address when it is
+        found through Sentinel, else None), for `callroute doctor`."""
+        def run() -> tuple[float, str, tuple[str, int] | None]:
+            pool = self.client.connection_pool
+            master = pool.get_master_address() if hasattr(pool, "get_master_address") \
+                else None
+            self.client.ping()  # connects (and authenticates): only the next one is timed
+            started = time.perf_counter()
+            self.client.ping()
+            elapsed = time.perf_counter() - started
+            return elapsed, self.client.info("server").get("redis_version", ""), master
+
+        return self._call("reach Redis", run)
+
     def get_extension(self, ext: str) -> dict[str, str]:
         return self._call("read the extension",
                           lambda: self.client.hgetall(ext_key(self.prefix, ext)))
@@ -133,9 +149,18 @@ class AdminStore:
                              lambda: self.client.smembers(index_key(self.prefix)))
         return sorted(members, key=lambda e: (len(e), e))
 
-    def all_extensions(self) -> dict[str, dict[str, str]]:
-        """Every extension's hash, fetched in one pipeline."""
-        exts = self.list_extensions()
+    def stored_extensions(self) -> list[str]:
+        """Every extension that has a hash, in the index or not (a hash written by hand
+        without the admin layer is not), found by SCAN."""
+        start = ext_key(self.prefix, "")
+        pattern = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in start) + "*"
+        keys = self._call("scan extensions", lambda: list(
+            self.client.scan_iter(match=pattern, count=1000, _type="hash")))
+        return sorted((key[len(start):] for key in keys), key=lambda e: (len(e), e))
+
+    def all_extensions(self, exts: list[str] | None = None) -> dict[str, dict[str, str]]:
+        """Every extension's hash (or those of `exts`), fetched in one pipeline."""
+        exts = self.list_extensions() if exts is None else exts
 
         def fetch() -> list:
             pipe = self.client.pipeline(transaction=False)

@@ -22,7 +22,8 @@ def write_ini(tmp_path: Path, body: str, name: str = "callroute.conf") -> Path:
 
 
 def snapshot(config: config_module.Config) -> dict[str, object]:
-    return {name: getattr(config, name) for name in config.__slots__}
+    """The settings' values (their sources are tested on their own)."""
+    return {name: getattr(config, name) for name in config.__slots__ if name != "sources"}
 
 
 def test_defaults_with_an_empty_file(empty_ini: Path) -> None:
@@ -51,6 +52,23 @@ def test_environment_wins_over_ini(tmp_path: Path) -> None:
                    "CALLROUTE_TIMEOUT_MS": "500"})
     assert (config.country, config.calling_code, config.timeout_ms, config.prefix) == (
         "FR", "33", 500, "cr:")
+
+
+def test_sources_name_the_variable_the_file_or_the_default(tmp_path: Path) -> None:
+    ini = write_ini(tmp_path, "[callroute]\ncountry = US\ntimeout_ms = 150\n")
+    env = {"CALLROUTE_CONFIG": str(ini), "CALLROUTE_TIMEOUT_MS": "500"}
+    expected = {key: (config_module.FROM_DEFAULT, "") for key in (
+        "redis_url", "trunk_dial", "default_device", "prefix", "voicemail_context",
+        "audit_max")}
+    expected["country"] = (config_module.FROM_FILE, str(ini))
+    expected["timeout_ms"] = (config_module.FROM_ENVIRONMENT, "CALLROUTE_TIMEOUT_MS")
+    assert load(env).sources == expected
+    # Also when a value is invalid, and the error names the setting at fault.
+    env["CALLROUTE_TIMEOUT_MS"] = "soon"
+    assert config_module.sources(env) == expected
+    with pytest.raises(ConfigError) as raised:
+        load(env)
+    assert raised.value.key == "timeout_ms"
 
 
 def test_default_file_is_read_when_no_config_variable(tmp_path: Path,

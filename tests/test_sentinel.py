@@ -12,11 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
 from agi import cli
 from agi import variables as v
@@ -25,7 +23,7 @@ from agi.resp import RespPool
 from agi.service import compute_route
 from tests.fake_asterisk import agi_session, variables
 from tests.harness.procs import wait_until
-from tests.harness.redis_server import RedisSentinel, RedisServer
+from tests.harness.redis_server import SentinelCluster, sentinel_cluster
 
 pytestmark = pytest.mark.redis
 
@@ -33,50 +31,10 @@ PASSWORD = "s3nt1nel-test-secret"
 SERVICE = "callroute"
 
 
-@dataclass
-class Cluster:
-    master: RedisServer
-    replica: RedisServer
-    sentinels: list[RedisSentinel]
-
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://:{PASSWORD}@{hosts}/{SERVICE}/0"
-
-    def node(self, server: RedisServer) -> redis.Redis:
-        return redis.Redis(port=server.port, password=PASSWORD, decode_responses=True)
-
-    def failed_over_to(self, server: RedisServer) -> bool:
-        """Every sentinel names `server` as master, and it says it is one."""
-        for sentinel in self.sentinels:
-            client = redis.Redis(port=sentinel.port, decode_responses=True)
-            address = client.execute_command("SENTINEL", "get-master-addr-by-name", SERVICE)
-            if not address or int(address[1]) != server.port:
-                return False
-        return self.node(server).info("replication")["role"] == "master"
-
-
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    master = RedisServer(tmp_path / "master", password=PASSWORD)
-    replica = RedisServer(tmp_path / "replica", password=PASSWORD,
-                          extra_args=("--replicaof", "127.0.0.1", str(master.port)))
-    sentinels = [RedisSentinel(tmp_path / f"sentinel{i}", master.port, SERVICE,
-                               password=PASSWORD) for i in range(3)]
-    try:
-        master.start()
-        replica.start()
-        for sentinel in sentinels:
-            sentinel.start()
-        found = Cluster(master, replica, sentinels)
-        sentinel_client = redis.Redis(port=sentinels[0].port, decode_responses=True)
-        wait_until(lambda: len(sentinel_client.execute_command(
-            "SENTINEL", "replicas", SERVICE)) == 1, 15, "the sentinels to find the replica")
+def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
+    with sentinel_cluster(tmp_path, PASSWORD, SERVICE) as found:
         yield found
-    finally:
-        for process in (*sentinels, replica, master):
-            process.stop()
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> int:

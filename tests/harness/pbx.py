@@ -306,10 +306,15 @@ class TestPBX:
         if missing:
             raise RuntimeError(f"PJSIP endpoints not loaded: {missing}; see {self.log_file}")
 
-    def _rx(self, command: str, timeout: float = 15.0) -> str:
+    def console_command(self) -> list[str]:
+        """The command that reaches Asterisk's console; append `-rx COMMAND` (what
+        `callroute doctor --asterisk-cmd` takes)."""
         state = self.procs.load() or {}
-        argv = ["nsenter", "-t", str(state["asterisk"]["pid"]), "-m", "chroot", state["rootfs"],
-                "asterisk", "-C", ASTERISK_CONF, "-rx", command]
+        return ["nsenter", "-t", str(state["asterisk"]["pid"]), "-m", "chroot", state["rootfs"],
+                "asterisk", "-C", ASTERISK_CONF]
+
+    def _rx(self, command: str, timeout: float = 15.0) -> str:
+        argv = [*self.console_command(), "-rx", command]
         return run(argv, timeout, f"asterisk -rx {command!r}").stdout
 
     # ----- shutdown ---------------------------------------------------------

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 from tests.harness.procs import free_port, stop_popen, wait_until
 
@@ -117,3 +122,57 @@ class RedisSentinel(_RedisProcess):
         self.proc = _launch([binary, str(conf), "--sentinel"], self.port, None, timeout,
                             "redis-sentinel")
         return self
+
+
+@dataclass
+class SentinelCluster:
+    """A Sentinel setup on loopback: its URL carries the password, as callroute takes it."""
+
+    master: RedisServer
+    replica: RedisServer
+    sentinels: list[RedisSentinel]
+    password: str
+    service: str
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://:{self.password}@{hosts}/{self.service}/0"
+
+    def node(self, server: RedisServer) -> redis.Redis:
+        return redis.Redis(port=server.port, password=self.password, decode_responses=True)
+
+    def failed_over_to(self, server: RedisServer) -> bool:
+        """Every sentinel names `server` as master, and it says it is one."""
+        for sentinel in self.sentinels:
+            client = redis.Redis(port=sentinel.port, decode_responses=True)
+            address = client.execute_command("SENTINEL", "get-master-addr-by-name",
+                                             self.service)
+            if not address or int(address[1]) != server.port:
+                return False
+        return self.node(server).info("replication")["role"] == "master"
+
+
+@contextlib.contextmanager
+def sentinel_cluster(workdir: Path, password: str,
+                     service: str = "callroute") -> Iterator[SentinelCluster]:
+    """A master, its replica and three sentinels (quorum 2), all stopped on exit."""
+    tmp_path = Path(workdir)
+    master = RedisServer(tmp_path / "master", password=password)
+    replica = RedisServer(tmp_path / "replica", password=password,
+                          extra_args=("--replicaof", "127.0.0.1", str(master.port)))
+    sentinels = [RedisSentinel(tmp_path / f"sentinel{i}", master.port, service,
+                               password=password) for i in range(3)]
+    try:
+        master.start()
+        replica.start()
+        for sentinel in sentinels:
+            sentinel.start()
+        found = SentinelCluster(master, replica, sentinels, password, service)
+        sentinel_client = redis.Redis(port=sentinels[0].port, decode_responses=True)
+        wait_until(lambda: len(sentinel_client.execute_command(
+            "SENTINEL", "replicas", service)) == 1, 15, "the sentinels to find the replica")
+        yield found
+    finally:
+        for process in (*sentinels, replica, master):
+            process.stop()
