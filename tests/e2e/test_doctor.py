@@ -15,7 +15,8 @@ import pytest
 from agi import doctor_checks as dc
 from tests.harness.pbx import FASTAGI_HOST, FASTAGI_PORT, TestPBX
 
-pytestmark = pytest.mark.parametrize("pbx", ["fastagi"], indirect=True)
+# FastAGI is the mode one_agi_mode runs in (tests/e2e/conftest.py ONE_MODE).
+pytestmark = pytest.mark.one_agi_mode
 
 
 def doctor(pbx: TestPBX, *args: str) -> tuple[int, dict, str]:
