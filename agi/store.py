@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agi.config import Config
-from agi.resp import SENTINEL_SCHEME, RedisTarget, RespError, RespPool, hgetall_many
+from agi.resp import (
+    SENTINEL_SCHEME,
+    RedisTarget,
+    RespError,
+    RespPool,
+    RespTimeout,
+    hgetall_many,
+)
 from agi.schema import (
     F_DID,
     F_SCHEMA,
@@ -30,6 +37,10 @@ ADMIN_TIMEOUT_S = 3.0
 
 class StoreError(Exception):
     """Redis is unreachable, too slow or refused us. The message never holds a secret."""
+
+
+class StoreTimeout(StoreError):
+    """The call's deadline passed before Redis answered."""
 
 
 class DidTaken(ValueError):
@@ -75,6 +86,8 @@ def read_call_settings(config: Config, ext: str, deadline: float,
             fields, company = hgetall_many(config.redis_url, keys, deadline)
         else:
             fields, company = pool.hgetall_many(keys, deadline)
+    except RespTimeout as exc:
+        raise StoreTimeout(str(exc)) from None
     except RespError as exc:
         raise StoreError(str(exc)) from None
     return fields, company
