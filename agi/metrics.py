@@ -205,6 +205,27 @@ class HttpMetrics:
     def __init__(self, app: Any, recorder: Prometheus) -> None:
         self.app = app
         self.recorder = recorder
+        self._templates: dict[int, str] = {}  # id(route) -> its full template
+
+    def template(self, scope: dict) -> str:
+        """The matched route's template with its router's prefix: a route included
+        under a prefix knows only its own part ("/extensions/{ext}"), so the prefix is
+        the part of the path before what the route's pattern matches, found once per
+        route (the routes live as long as the app: the cache is bounded)."""
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        known = self._templates.get(id(route))
+        if known is None:
+            path, pattern = scope.get("path", ""), getattr(route, "path_regex", None)
+            known = getattr(route, "path", "") or UNMATCHED
+            starts = [i for i, char in enumerate(path) if char == "/"]
+            for start in starts if pattern is not None else ():
+                if pattern.match(path[start:]):
+                    known = path[:start] + known
+                    break
+            self._templates[id(route)] = known
+        return known
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -221,8 +242,7 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, watch)
         finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            self.recorder.request(route, scope["method"], status)
+            self.recorder.request(self.template(scope), scope["method"], status)
 
 
 def _version() -> str:
