@@ -98,6 +98,7 @@ class Prometheus(Recorder):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self._pc = pc
+        pc.disable_created_metrics()  # a _created series for every counter: noise here
         self.registry = reg = CollectorRegistry()
         pc.ProcessCollector(registry=reg)
         pc.Info("callroute_build", "The running callroute version.",
