@@ -15,6 +15,7 @@ import ipaddress
 import sys
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,46 @@ class Recorder:
 NULL = Recorder()
 
 
+OTHER_KEY = (OTHER, OTHER)
+
+
+class _Decisions:
+    """The decision path's series as plain numbers: a prometheus_client Counter or
+    Histogram takes a lock per update (about 2 us each here), these a few dict and list
+    operations. One writer, the FastAGI event loop's thread, so no lock is needed; the
+    scrape thread reads them (a snapshot at most one call behind)."""
+
+    def __init__(self) -> None:
+        self.counts = {(status, mode): 0 for status in STATUSES for mode in MODES}
+        self.counts[OTHER_KEY] = 0
+        self.fallbacks = dict.fromkeys((*FAULTS, OTHER), 0)
+        self.buckets = [0] * (len(DECISION_BUCKETS) + 1)  # per bucket; the last is +Inf
+        self.seconds = 0.0
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        decisions = CounterMetricFamily("callroute_decisions", "Routing decisions, by "
+                                        "status and mode.", labels=["status", "mode"])
+        for labels, count in list(self.counts.items()):
+            decisions.add_metric(labels, count)
+        yield decisions
+        fallbacks = CounterMetricFamily("callroute_fallbacks", "FALLBACK decisions, by the "
+                                        "class of their (first) reason.", labels=["reason"])
+        for reason, count in list(self.fallbacks.items()):
+            fallbacks.add_metric([reason], count)
+        yield fallbacks
+        cumulative, buckets = 0, []
+        for bound, count in zip((*DECISION_BUCKETS, float("inf")), list(self.buckets),
+                                strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily("callroute_decision_seconds", "Time to decide a call: "
+                                    "the Redis read and the decision.", buckets=buckets,
+                                    sum_value=self.seconds)
+
+
 def _children(metric: Any, values: tuple[str, ...]) -> dict[str, Any]:
     """One pre-built child per label value (the series exist, at 0, from the start)."""
     return {value: metric.labels(value) for value in (*values, OTHER)}
@@ -95,7 +136,7 @@ class Prometheus(Recorder):
 
     def __init__(self, server: str) -> None:
         import prometheus_client as pc
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge
 
         self._pc = pc
         pc.disable_created_metrics()  # a _created series for every counter: noise here
@@ -107,22 +148,13 @@ class Prometheus(Recorder):
                          "kind (timeout, connection, reply).", ["kind"], registry=reg)
         self._redis_errors = _children(errors, REDIS_ERRORS)
         if server == "fastagi":
-            self._fastagi(reg, Counter, Gauge, Histogram)
+            self._fastagi(reg, Counter, Gauge)
         else:
             self._web(reg, Counter)
 
-    def _fastagi(self, reg: Any, Counter: Any, Gauge: Any, Histogram: Any) -> None:
-        decisions = Counter("callroute_decisions_total", "Routing decisions, by status and "
-                            "mode.", ["status", "mode"], registry=reg)
-        self._decisions = {(status, mode): decisions.labels(status, mode)
-                           for status in STATUSES for mode in MODES}
-        self._decision_other = decisions.labels(OTHER, OTHER)
-        self._latency = Histogram("callroute_decision_seconds", "Time to decide a call: "
-                                  "the Redis read and the decision.",
-                                  buckets=DECISION_BUCKETS, registry=reg)
-        fallbacks = Counter("callroute_fallbacks_total", "FALLBACK decisions, by the class "
-                            "of their (first) reason.", ["reason"], registry=reg)
-        self._fallbacks = _children(fallbacks, FAULTS)
+    def _fastagi(self, reg: Any, Counter: Any, Gauge: Any) -> None:
+        self._calls = _Decisions()
+        reg.register(self._calls)
         reconnects = Counter("callroute_redis_reconnects_total", "Times the Redis pool "
                              "dropped its idle connections after a failure and reconnected.",
                              registry=reg)
@@ -153,10 +185,13 @@ class Prometheus(Recorder):
     # -- hooks ------------------------------------------------------------------------
 
     def decision(self, route: routing.Route, seconds: float) -> None:
-        self._decisions.get((route.status, route.mode), self._decision_other).inc()
-        self._latency.observe(seconds)
+        calls = self._calls
+        key = (route.status, route.mode)
+        calls.counts[key if key in calls.counts else OTHER_KEY] += 1
+        calls.buckets[bisect_left(DECISION_BUCKETS, seconds)] += 1
+        calls.seconds += seconds
         if route.fault:
-            self._fallbacks.get(route.fault, self._fallbacks[OTHER]).inc()
+            calls.fallbacks[route.fault if route.fault in calls.fallbacks else OTHER] += 1
 
     def redis_error(self, kind: str) -> None:
         self._redis_errors.get(kind, self._redis_errors[OTHER]).inc()

@@ -216,3 +216,24 @@ def test_the_listener_is_one_thread_and_only_with_metrics(
     assert counts[False] == (counts[False][0], "False")
     assert counts[True] == (counts[False][0] + 1, "True")
     assert counts[True][0] <= 8
+
+
+def test_decision_series_stay_bounded_and_buckets_are_inclusive(fr_config) -> None:
+    """A status or mode outside the fixed sets counts as other; a bucket's bound
+    includes itself (le), as Prometheus reads it."""
+    from agi import metrics, routing
+
+    recorder = metrics.Prometheus("fastagi")
+    odd = routing.Route(status="MAYBE", mode="+33612345678", fault="strange")
+    recorder.decision(odd, 0.001)
+    recorder.decision(routing.fallback("1001", fr_config, "store: x", timeout=True), 2.0)
+    found = samples(recorder.render().decode())
+    assert value(found, "callroute_decisions_total", status="other", mode="other") == 1
+    assert value(found, "callroute_decisions_total", status="FALLBACK", mode="RING") == 1
+    assert not [labels for name, labels in found if name == "callroute_decisions_total"
+                and ("mode", "+33612345678") in labels]
+    assert value(found, "callroute_fallbacks_total", reason="other") == 1
+    assert value(found, "callroute_fallbacks_total", reason="store_timeout") == 1
+    assert [value(found, "callroute_decision_seconds_bucket", le=le)
+            for le in ("0.0005", "0.001", "1.0", "+Inf")] == [0, 1, 1, 2]
+    assert value(found, "callroute_decision_seconds_sum") == pytest.approx(2.001)
