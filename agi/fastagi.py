@@ -281,7 +281,7 @@ class FastAgiServer:
             line = f"callroute: Asterisk refused a command: {exc}"
             parse_result(await conn.exchange(verbose_command(line, 1)))
             return
-        self.outages.record(route.status, route.reason)
+        self.outages.record(route)
 
     async def _decide(self, ext: str) -> routing.Route:
         """service.compute_route, with the Redis read on the loop."""

@@ -9,9 +9,11 @@ import logging
 import threading
 import time
 
-from agi import variables as v
+from agi import routing
 
 log = logging.getLogger("callroute.fastagi")
+# The decisions of an outage: the store could not be read (Route.fault).
+_STORE_FAULTS = frozenset((routing.FAULT_STORE_DOWN, routing.FAULT_STORE_TIMEOUT))
 
 
 class ThrottledLog:
@@ -43,11 +45,11 @@ class OutageLog:
         self._lock = threading.Lock()
         self._failing = False
 
-    def record(self, status: str | None, reason: str) -> None:
-        failing = status == v.STATUS_FALLBACK and reason.startswith("store:")
+    def record(self, route: routing.Route) -> None:
+        failing = route.fault in _STORE_FAULTS
         with self._lock:
             changed, self._failing = failing != self._failing, failing
         if changed and failing:
-            log.warning("calls fall back to ringing default devices: %s", reason)
+            log.warning("calls fall back to ringing default devices: %s", route.reason)
         elif changed:
             log.info("store reachable again; routing normally")

@@ -237,3 +237,42 @@ def test_decision_series_stay_bounded_and_buckets_are_inclusive(fr_config) -> No
     assert [value(found, "callroute_decision_seconds_bucket", le=le)
             for le in ("0.0005", "0.001", "1.0", "+Inf")] == [0, 1, 1, 2]
     assert value(found, "callroute_decision_seconds_sum") == pytest.approx(2.001)
+
+
+def test_a_scrape_flood_does_not_hold_up_calls(fastagi: FastAgi) -> None:
+    """Scrapers hammering the listener (one request at a time, one rendering a second)
+    leave the calls on the event loop as fast as without them."""
+    import threading
+
+    def quick_calls() -> float:
+        started = time.monotonic()
+        for _ in range(20):
+            assert route(fastagi, "1002") == ("OK", "RING")
+        return time.monotonic() - started
+
+    route(fastagi, "1002")  # the pool's connection opened
+    floor = quick_calls()
+    stop = threading.Event()
+    scrapes = [0]
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                scrape(fastagi.metrics_url)
+                scrapes[0] += 1
+            except OSError:
+                pass
+
+    scrapers = [threading.Thread(target=hammer, daemon=True) for _ in range(8)]
+    for thread in scrapers:
+        thread.start()
+    try:
+        time.sleep(0.2)
+        flooded = quick_calls()
+    finally:
+        stop.set()
+        for thread in scrapers:
+            thread.join(10)
+    assert scrapes[0] > 20
+    # Generous: this machine is shared; a starved loop would take seconds per call.
+    assert flooded < max(3 * floor, 1.0), (floor, flooded)
