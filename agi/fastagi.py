@@ -25,8 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from agi import routing, sdnotify, service
-from agi import variables as v
+from agi import metrics, routing, sdnotify, service
 from agi.config import Config, ConfigError, load
 from agi.fastagi_conn import (
     MAX_ENV_BYTES,
@@ -35,6 +34,7 @@ from agi.fastagi_conn import (
     BridgedSession,
     ConnectionTable,
 )
+from agi.fastagi_logs import OutageLog, ThrottledLog
 from agi.features import handle_feature
 from agi.guard import is_extension
 from agi.protocol import (
@@ -46,13 +46,14 @@ from agi.protocol import (
     set_variables_commands,
     verbose_command,
 )
-from agi.resp import RespError
+from agi.resp import RespError, RespTimeout
 from agi.resp_async import AsyncRespPool
 from agi.schema import company_key, ext_key
 from agi.store import redact_url
 
 log = logging.getLogger("callroute.fastagi")
 
+PROG = "callroute-fastagi"
 DEFAULT_LISTEN = "127.0.0.1:4573"
 SCRIPT_ROUTE = "route"
 SCRIPT_HEALTH = "health"
@@ -63,45 +64,6 @@ HEALTH_VARIABLE = "CALLROUTE_HEALTH"
 BLOCKING_WORKERS = 2
 IDLE_REDIS_CONNECTIONS = 32
 LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn
-
-
-class ThrottledLog:
-    """At most one warning per second for each kind of refusal, with how many were
-    suppressed: a client hammering the port must not flood the log."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, kind: str, message: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(kind, -self.interval) < self.interval:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-                return
-            self._last[kind] = now
-            suppressed = self._suppressed.pop(kind, 0)
-        more = f" ({suppressed} more since the last such line)" if suppressed else ""
-        log.warning("%s%s", message, more)
-
-
-class OutageLog:
-    """Logs the first FALLBACK of an outage and the recovery: one line each, not per call."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._failing = False
-
-    def record(self, status: str | None, reason: str) -> None:
-        failing = status == v.STATUS_FALLBACK and reason.startswith("store:")
-        with self._lock:
-            changed, self._failing = failing != self._failing, failing
-        if changed and failing:
-            log.warning("calls fall back to ringing default devices: %s", reason)
-        elif changed:
-            log.info("store reachable again; routing normally")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -126,7 +88,8 @@ class FastAgiServer:
     def __init__(self, config: Config, host: str = "127.0.0.1", port: int = 4573, *,
                  env_timeout: float = 1.0, session_timeout: float = 10.0,
                  max_connections: int = 4096, drain_timeout: float = 10.0,
-                 max_line: int = 8192, allow: frozenset = frozenset()):
+                 max_line: int = 8192, allow: frozenset = frozenset(),
+                 recorder: metrics.Recorder = metrics.NULL):
         address = ipaddress.ip_address(host)
         if not address.is_loopback and not allow:
             raise ValueError("listening beyond loopback needs --allow with the Asterisk "
@@ -142,7 +105,9 @@ class FastAgiServer:
         self.max_line = max_line
         self.executor = ThreadPoolExecutor(max_workers=BLOCKING_WORKERS,
                                            thread_name_prefix="fastagi-blocking")
-        self.pool = AsyncRespPool(config.redis_url, IDLE_REDIS_CONNECTIONS, self.executor)
+        self.metrics = recorder
+        self.pool = AsyncRespPool(config.redis_url, IDLE_REDIS_CONNECTIONS, self.executor,
+                                  recorder)
         self.outages = OutageLog()
         self.refusals = ThrottledLog()
         self.table = ConnectionTable(max_connections, self._log_shed)
@@ -227,6 +192,7 @@ class FastAgiServer:
             self.cut = self.table.busy
             for task in still:
                 task.cancel()
+                self.metrics.shed("drain_cut")
             if still:
                 await asyncio.wait(still, timeout=1.0)
 
@@ -241,6 +207,7 @@ class FastAgiServer:
         return client in self.allow if self.allow else client.is_loopback
 
     def _log_shed(self, open_now: int) -> None:
+        self.metrics.shed("idle_at_cap")
         self.refusals.warning("shed", "closed the oldest idle FastAGI connection: "
                               f"{open_now} connections open")
 
@@ -251,27 +218,35 @@ class FastAgiServer:
         if not self._allowed(peer):
             self.refusals.warning("allow", f"refused FastAGI connection from {peer[0]} "
                                            "(not in --allow)")
+            self.metrics.refused("allowlist")
             conn.close()
             return
-        if (self._stop is not None and self._stop.is_set()) or not self.table.admit(conn):
+        draining = self._stop is not None and self._stop.is_set()
+        if draining or not self.table.admit(conn):
             self.refusals.warning("busy", "refused FastAGI connection: "
                                   f"{self.table.busy} calls in flight")
+            self.metrics.refused("draining" if draining else "cap")
             conn.close()
             return
+        stage = "env_timeout"
         try:
             async with asyncio.timeout(self.session_timeout):
                 async with asyncio.timeout(self.env_timeout):
                     env = await conn.read_env()
                 self.table.mark_busy(conn)
+                stage = "session_timeout"
                 await self._dispatch(conn, env)
         except TimeoutError:
             log.debug("FastAGI session ended: deadline passed")
+            self.metrics.shed(stage)
         except (ChannelHungUp, BadRequest, AgiProtocolError) as exc:
             log.debug("FastAGI session ended early: %s", exc)
+            self.metrics.shed(metrics.SHED_CAUSES[type(exc).__name__])
         except asyncio.CancelledError:
-            pass  # shed, or cut by the drain: the connection closes below
+            pass  # shed, or cut by the drain (both counted there): closed below
         except Exception:  # a bug: log it once per occurrence, keep serving others
             log.exception("FastAGI session failed")
+            self.metrics.shed("error")
         finally:
             self.table.remove(conn)
             conn.close()
@@ -285,8 +260,8 @@ class FastAgiServer:
         elif script == SCRIPT_FEATURE:
             deadline = time.monotonic() + self.session_timeout
             session = BridgedSession(conn, asyncio.get_running_loop(), deadline)
-            await asyncio.get_running_loop().run_in_executor(
-                self.executor, handle_feature, session, [], self.config)
+            self.metrics.feature(await asyncio.get_running_loop().run_in_executor(
+                self.executor, handle_feature, session, [], self.config))
         else:
             line = f"callroute: unknown FastAGI script {script[:40]!r}"
             parse_result(await conn.exchange(verbose_command(line, 1)))
@@ -294,7 +269,9 @@ class FastAgiServer:
     async def _route(self, conn: AgiConnection, env: dict[str, str]) -> None:
         """service.handle_route on the loop: the same decision and commands."""
         ext = service.request_extension(env, [])
+        started = time.perf_counter()
         route = await self._decide(ext)
+        self.metrics.decision(route, time.perf_counter() - started)
         try:
             for command in set_variables_commands(route.variables()):
                 check_exec_result(parse_result(await conn.exchange(command)))
@@ -304,7 +281,7 @@ class FastAgiServer:
             line = f"callroute: Asterisk refused a command: {exc}"
             parse_result(await conn.exchange(verbose_command(line, 1)))
             return
-        self.outages.record(route.status, route.reason)
+        self.outages.record(route)
 
     async def _decide(self, ext: str) -> routing.Route:
         """service.compute_route, with the Redis read on the loop."""
@@ -316,12 +293,12 @@ class FastAgiServer:
         try:
             fields, company = await self.pool.hgetall_many(keys, deadline)
         except RespError as exc:
-            return routing.fallback(ext, config, f"store: {exc}")
+            return routing.fallback(ext, config, f"store: {exc}", isinstance(exc, RespTimeout))
         return routing.decide(ext, fields, company, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="callroute-fastagi",
+    parser = argparse.ArgumentParser(prog=PROG,
                                      description="callroute FastAGI server")
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT "
                         f"(default {DEFAULT_LISTEN}; loopback unless --allow is given)")
@@ -337,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to finish calls in flight after SIGTERM")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop: uvloop if installed (auto), or the one named")
+    metrics.add_arguments(parser)
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -376,11 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         host, port = parse_listen(args.listen)
         raise_fd_limit(args.max_connections + 1024)  # room to accept, then shed
         loop = loop_kind(args.loop)
+        recorder = metrics.from_args(args, "fastagi", PROG)
         server = FastAgiServer(config, host, port, env_timeout=args.env_timeout,
                                session_timeout=args.session_timeout,
                                max_connections=args.max_connections,
                                drain_timeout=args.drain_timeout,
-                               allow=parse_allow(args.allow))
+                               allow=parse_allow(args.allow), recorder=recorder)
+        metrics.serve_fastagi(recorder, server, args)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"callroute-fastagi: error: {exc}", file=sys.stderr)
         return 2

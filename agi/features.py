@@ -60,8 +60,9 @@ def run(config: Config, action: str, ext: str, digits: str) -> tuple[str, str, s
     return v.FEATURE_OFF, "", ""
 
 
-def handle_feature(session: AgiSession, argv: list[str], config: Config | None = None) -> None:
-    """Apply one feature request on `session`. Never raises.
+def handle_feature(session: AgiSession, argv: list[str], config: Config | None = None) -> str:
+    """Apply one feature request on `session`; its FEATURE_STATUS (for the metrics).
+    Never raises.
 
     Process AGI passes its command line (which no caller can forge); FastAGI only has the
     AGI environment's agi_arg_1..3. FEATURE_STATUS is set last: once the dialplan sees
@@ -83,3 +84,4 @@ def handle_feature(session: AgiSession, argv: list[str], config: Config | None =
             session.verbose(f"callroute-feature: ext {shown}: {status} ({why})", 1)
     except (ChannelHungUp, AgiProtocolError):
         pass
+    return status

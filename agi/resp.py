@@ -18,6 +18,11 @@ class RespReplyError(RespError):
     """Redis answered with an error reply: the connection itself was working."""
 
 
+class RespTimeout(RespError):
+    """The deadline passed before Redis connected or answered (the metrics tell a slow
+    store from a dead one by this type)."""
+
+
 SENTINEL_SCHEME = "redis+sentinel"
 
 
@@ -126,12 +131,12 @@ class _Reader:
     def _fill(self) -> None:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise RespError("Redis did not answer before the deadline")
+            raise RespTimeout("Redis did not answer before the deadline")
         self.sock.settimeout(remaining)
         try:
             chunk = self.sock.recv(65536)
         except TimeoutError:
-            raise RespError("Redis did not answer before the deadline") from None
+            raise RespTimeout("Redis did not answer before the deadline") from None
         if not chunk:
             raise RespError("Redis closed the connection")
         self.received += len(chunk)
@@ -201,7 +206,7 @@ def _connect(target: RedisTarget, deadline: float,
              address: tuple[str, int] | None = None) -> socket.socket:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise RespError("no time left to connect to Redis")
+        raise RespTimeout("no time left to connect to Redis")
     try:
         if target.path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -216,7 +221,7 @@ def _connect(target: RedisTarget, deadline: float,
 
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.host)
     except TimeoutError:
-        raise RespError("timed out connecting to Redis") from None
+        raise RespTimeout("timed out connecting to Redis") from None
     except OSError as exc:
         raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
             from None

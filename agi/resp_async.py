@@ -18,8 +18,8 @@ import asyncio
 import time
 from concurrent.futures import Executor
 
-from agi import resp
-from agi.resp import RedisTarget, RespError, RespReplyError
+from agi import metrics, resp
+from agi.resp import RedisTarget, RespError, RespReplyError, RespTimeout
 
 # The same bound and wording as the blocking reader's.
 MAX_REPLY_BYTES = resp.MAX_REPLY_BYTES
@@ -67,11 +67,11 @@ async def _pipeline(conn: _Conn, preamble: list[bytes], keys: list[str],
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RespError("Redis did not answer before the deadline")
+                raise RespTimeout("Redis did not answer before the deadline")
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), remaining)
             except TimeoutError:
-                raise RespError("Redis did not answer before the deadline") from None
+                raise RespTimeout("Redis did not answer before the deadline") from None
             if not chunk:
                 raise RespError("Redis closed the connection")
             received += chunk
@@ -91,7 +91,7 @@ async def _connect(target: RedisTarget, deadline: float,
                    address: tuple[str, int] | None = None) -> _Conn:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise RespError("no time left to connect to Redis")
+        raise RespTimeout("no time left to connect to Redis")
     ssl_context = None
     if target.tls:
         import ssl  # only for rediss://
@@ -106,7 +106,7 @@ async def _connect(target: RedisTarget, deadline: float,
                                               server_hostname=host if ssl_context else None)
         return await asyncio.wait_for(opening, remaining)
     except TimeoutError:
-        raise RespError("timed out connecting to Redis") from None
+        raise RespTimeout("timed out connecting to Redis") from None
     except OSError as exc:
         raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
             from None
@@ -115,8 +115,10 @@ async def _connect(target: RedisTarget, deadline: float,
 class AsyncRespPool:
     """Idle Redis connections of the event loop; each call borrows one."""
 
-    def __init__(self, url: str, max_idle: int, executor: Executor) -> None:
+    def __init__(self, url: str, max_idle: int, executor: Executor,
+                 recorder: metrics.Recorder = metrics.NULL) -> None:
         self.target = RedisTarget(url)
+        self.metrics = recorder
         self.max_idle = max_idle
         # Sentinel discovery stays resp.py's blocking code: it runs only when a new
         # connection is needed, in the server's small executor, never on the loop.
@@ -130,21 +132,30 @@ class AsyncRespPool:
                 result = await _pipeline(conn, [], keys, deadline)
             except RespReplyError:
                 _close(conn)  # Redis said no; this connection may hold unread replies
+                self.metrics.redis_error("reply")
                 raise
-            except RespError:
+            except RespError as exc:
                 _close(conn)  # most likely Redis restarted: every idle one is dead
                 self.clear()
+                self.metrics.redis_error(metrics.resp_error_kind(exc))
+                self.metrics.redis_reconnect()
             except BaseException:  # cancelled mid-read: its reply may still arrive
                 _close(conn)
                 raise
             else:
                 self._give_back(conn)
                 return result
-        conn = await self._open(deadline)
+        try:
+            conn = await self._open(deadline)
+        except RespError as exc:
+            self.metrics.redis_error(metrics.resp_error_kind(exc))
+            raise
         try:
             result = await _pipeline(conn, resp._preamble(self.target), keys, deadline)
-        except BaseException:
+        except BaseException as exc:
             _close(conn)
+            if isinstance(exc, RespError):
+                self.metrics.redis_error(metrics.resp_error_kind(exc))
             raise
         self._give_back(conn)
         return result

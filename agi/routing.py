@@ -11,7 +11,22 @@ from agi import schema as s
 from agi import variables as v
 from agi.config import Config
 from agi.guard import is_extension
-from agi.settings import COMPANY_LANGUAGE, DESK, Leg, Settings, company_language, read_settings
+from agi.settings import (
+    COMPANY_LANGUAGE,
+    DESK,
+    FAULT_CORRUPT,
+    FAULT_INVALID,
+    Leg,
+    Settings,
+    company_language,
+    read_settings,
+)
+
+# Why a decision is FALLBACK, as a class (Route.fault) the metrics count: the store
+# (down or too slow), or a stored setting (agi/settings.py: corrupt, or unusable).
+FAULT_STORE_DOWN = "store_down"
+FAULT_STORE_TIMEOUT = "store_timeout"
+FAULTS = (FAULT_STORE_DOWN, FAULT_STORE_TIMEOUT, FAULT_CORRUPT, FAULT_INVALID)
 
 # forward_when condition -> the DIALSTATUS of the first Dial() that triggers it.
 _DIALSTATUS = {f.WHEN_OFFLINE: v.DIALSTATUS_OFFLINE, f.WHEN_BUSY: v.DIALSTATUS_BUSY,
@@ -26,9 +41,9 @@ class Route:
     """
 
     __slots__ = ("ask_prompt", "ask_timeout", "ask_tries", "callerid", "callerid_retry",
-                 "confirm", "desk_legs", "desks", "dial", "diversion", "forwarding", "language",
-                 "legs", "mailbox", "mode", "next_dial", "next_legs", "next_on", "reason",
-                 "ringtime", "status", "target", "trunk")
+                 "confirm", "desk_legs", "desks", "dial", "diversion", "fault", "forwarding",
+                 "language", "legs", "mailbox", "mode", "next_dial", "next_legs", "next_on",
+                 "reason", "ringtime", "status", "target", "trunk")
 
     def __init__(self, *, status: str, mode: str, legs: tuple[Leg, ...] = (),
                  target: str = "", confirm: bool = False, callerid: str = "",
@@ -36,7 +51,7 @@ class Route:
                  ringtime: str = "", next_legs: tuple[Leg, ...] = (), next_on: str = "",
                  desk_legs: tuple[Leg, ...] = (), ask_tries: str = "", ask_timeout: str = "",
                  ask_prompt: str = "", callerid_retry: str = "", forwarding: bool = False,
-                 language: str = ""):
+                 language: str = "", fault: str = ""):
         self.status = status
         self.mode = mode
         self.legs = legs  # the first Dial()
@@ -60,6 +75,7 @@ class Route:
         self.callerid_retry = callerid_retry
         self.forwarding = forwarding
         self.language = language
+        self.fault = fault  # the class of the reason of a FALLBACK; "" otherwise
 
     def variables(self) -> list[tuple[str, str]]:
         """The (name, value) pairs the agent sets, in v.ALL's order: STATUS last.
@@ -104,19 +120,21 @@ def invalid_extension(ext: str) -> Route:
 
 
 def _default_route(ext: str, config: Config, status: str, reason: str,
-                   language: str = "") -> Route:
+                   language: str = "", fault: str = "") -> Route:
     """Ring the extension's default device, then its mailbox in the configured context."""
     return Route(status=status, mode=v.MODE_RING,
                  legs=(Leg(DESK, device=config.default_device_for(ext)),),
                  mailbox=s.mailbox(ext, config.voicemail_context), reason=reason,
-                 language=language)
+                 language=language, fault=fault)
 
 
-def fallback(ext: str, config: Config, reason: str) -> Route:
-    """The store could not be read: ring the default device, then the default mailbox."""
+def fallback(ext: str, config: Config, reason: str, timeout: bool = False) -> Route:
+    """The store could not be read (or not in time): ring the default device, then the
+    default mailbox."""
     if not is_extension(ext):
         return invalid_extension(ext)
-    return _default_route(ext, config, v.STATUS_FALLBACK, reason)
+    return _default_route(ext, config, v.STATUS_FALLBACK, reason,
+                          fault=FAULT_STORE_TIMEOUT if timeout else FAULT_STORE_DOWN)
 
 
 def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Config) -> Route:
@@ -128,7 +146,8 @@ def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Co
         language, corrupt = company_language(company)
         if corrupt:
             return _default_route(ext, config, v.STATUS_FALLBACK,
-                                  f"unknown extension; corrupt {COMPANY_LANGUAGE}")
+                                  f"unknown extension; corrupt {COMPANY_LANGUAGE}",
+                                  fault=FAULT_CORRUPT)
         return _default_route(ext, config, v.STATUS_OK, "unknown extension", language)
     return route_for(read_settings(ext, fields, company, config), config)
 
@@ -136,8 +155,10 @@ def decide(ext: str, fields: dict[str, str], company: dict[str, str], config: Co
 def route_for(st: Settings, config: Config) -> Route:
     """The Route of settings read by read_settings."""
     problems = list(st.problems)
+    fault = st.fault
     if st.forward and st.target_problem:
         problems.append(st.target_problem)
+        fault = fault or st.target_fault
     target_leg = st.target_leg if st.forward else None
     desks = tuple(Leg(DESK, device=device) for device in st.desks)
     externals = tuple(leg for _, leg in st.externals)
@@ -179,6 +200,7 @@ def route_for(st: Settings, config: Config) -> Route:
         if st.caller_id == s.CALLER_ID_ORIGINAL_FALLBACK else "",
         forwarding=target_leg is not None,
         language=st.language,
+        fault=fault,
     )
 
 

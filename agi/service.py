@@ -8,7 +8,7 @@ from agi.config import Config, ConfigError, load
 from agi.guard import is_extension
 from agi.protocol import AgiProtocolError, AgiSession, ChannelHungUp
 from agi.resp import RespPool
-from agi.store import StoreError, read_call_settings
+from agi.store import StoreError, StoreTimeout, read_call_settings
 
 
 def compute_route(config: Config, ext: str, pool: RespPool | None = None) -> routing.Route:
@@ -19,7 +19,7 @@ def compute_route(config: Config, ext: str, pool: RespPool | None = None) -> rou
     try:
         fields, company = read_call_settings(config, ext, deadline, pool)
     except StoreError as exc:
-        return routing.fallback(ext, config, f"store: {exc}")
+        return routing.fallback(ext, config, f"store: {exc}", isinstance(exc, StoreTimeout))
     return routing.decide(ext, fields, company, config)
 
 

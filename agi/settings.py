@@ -23,6 +23,10 @@ CORRUPT_DID_MAP = "is a DID whose entry in the company's DID map is corrupt"
 COMPANY_CALLER_ID = "company caller_id"
 # The company's language, likewise.
 COMPANY_LANGUAGE = "company language"
+# The class of a problem (the metrics count FALLBACKs by the class of the first one): a
+# stored value that fails its check, or a well-formed one that may not be used.
+FAULT_CORRUPT = "corrupt_field"
+FAULT_INVALID = "invalid_setting"
 
 
 class Leg:
@@ -58,11 +62,13 @@ class Settings:
 
     __slots__ = ("after", "caller_id", "company_number", "confirm_prompt", "confirm_timeout",
                  "confirm_tries", "corrupt", "desks", "did", "externals",
-                 "externals_in_calls", "forward", "keypress", "language", "language_own",
-                 "mailbox", "problems", "target", "target_leg", "target_problem", "when")
+                 "externals_in_calls", "fault", "forward", "keypress", "language",
+                 "language_own", "mailbox", "problems", "target", "target_fault", "target_leg",
+                 "target_problem", "when")
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.fault = ""  # the class of the first of `problems`
         # (field, stored value, value used instead), in the order the fields are read.
         self.corrupt: list[tuple[str, object, object]] = []
         self.desks: list[str] = []
@@ -85,9 +91,11 @@ class Settings:
         self.target = ""  # the forward target, if one that may be used is stored
         self.target_leg: Leg | None = None
         self.target_problem = ""  # why the stored target can't be used ("" if it can)
+        self.target_fault = ""  # its class
 
     def bad(self, field: str, stored: object, used: object, problem: str = "") -> None:
         self.problems.append(problem or f"corrupt {field}")
+        self.fault = self.fault or FAULT_CORRUPT
         self.corrupt.append((field, stored, used))
 
 
@@ -244,6 +252,7 @@ def _externals(st: Settings, raw: str | None, places: _Places, code: str) -> Non
         problems = [f"corrupt entry in {s.F_EXTERNAL}"] if corrupt else []
         problems += [f"an entry in {s.F_EXTERNAL} {why}" for why in refusals]
         st.problems.extend(problems)
+        st.fault = st.fault or (FAULT_CORRUPT if corrupt else _fault(refusals[0]))
         st.corrupt.append((s.F_EXTERNAL, raw, [d.number for d, _ in st.externals]))
 
 
@@ -254,9 +263,11 @@ def _target(st: Settings, raw: str | None, places: _Places, code: str) -> None:
     if not raw:
         if st.forward:
             st.target_problem = f"missing {s.F_FORWARD_TARGET}"
+            st.target_fault = FAULT_INVALID
         return
     if not is_home_e164(raw, code):
         st.target_problem = f"corrupt {s.F_FORWARD_TARGET}"
+        st.target_fault = FAULT_CORRUPT
     elif not st.forward:
         st.target = raw
         return
@@ -264,10 +275,16 @@ def _target(st: Settings, raw: str | None, places: _Places, code: str) -> None:
         why, st.target_leg = places.leg(raw, st.keypress)
         if why:
             st.target_problem = f"{s.F_FORWARD_TARGET} {why}"
+            st.target_fault = _fault(why)
         else:
             st.target = raw
     if st.target_problem:
         st.corrupt.append((s.F_FORWARD_TARGET, raw, ""))
+
+
+def _fault(refusal: str) -> str:
+    """A number refused by _Places.leg: corrupt only when the DID map itself is."""
+    return FAULT_CORRUPT if refusal == CORRUPT_DID_MAP else FAULT_INVALID
 
 
 def _number(st: Settings, raw: str | None, field: str, code: str) -> str:

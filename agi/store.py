@@ -10,7 +10,14 @@ import time
 from collections.abc import Callable
 
 from agi.config import Config
-from agi.resp import SENTINEL_SCHEME, RedisTarget, RespError, RespPool, hgetall_many
+from agi.resp import (
+    SENTINEL_SCHEME,
+    RedisTarget,
+    RespError,
+    RespPool,
+    RespTimeout,
+    hgetall_many,
+)
 from agi.schema import (
     F_DID,
     F_SCHEMA,
@@ -31,6 +38,10 @@ ADMIN_TIMEOUT_S = 3.0
 
 class StoreError(Exception):
     """Redis is unreachable, too slow or refused us. The message never holds a secret."""
+
+
+class StoreTimeout(StoreError):
+    """The call's deadline passed before Redis answered."""
 
 
 class DidTaken(ValueError):
@@ -76,6 +87,8 @@ def read_call_settings(config: Config, ext: str, deadline: float,
             fields, company = hgetall_many(config.redis_url, keys, deadline)
         else:
             fields, company = pool.hgetall_many(keys, deadline)
+    except RespTimeout as exc:
+        raise StoreTimeout(str(exc)) from None
     except RespError as exc:
         raise StoreError(str(exc)) from None
     return fields, company

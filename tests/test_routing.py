@@ -625,3 +625,40 @@ def test_default_mailbox_is_in_the_configured_context(
     assert decide(EXT, {"devices": DESK, "mailbox": "sales@default"}, {},
                   config).mailbox == "sales@default"
     assert routing.fallback(EXT, config, "store: timeout").mailbox == "1001@office"
+
+
+# The class of a FALLBACK's reason (Route.fault), which the metrics count: the first
+# problem's, from the data the decision read, never from the reason's text.
+FAULTS = [
+    ("ok", forward(MOBILE), {}, ""),
+    ("unknown-extension", {}, {}, ""),
+    ("corrupt-flag", {"devices": DESK, "forward_enabled": "yes"}, {}, routing.FAULT_CORRUPT),
+    ("corrupt-devices", {"devices": "[oops"}, {}, routing.FAULT_CORRUPT),
+    ("corrupt-target", forward("+3315"), {}, routing.FAULT_CORRUPT),
+    ("missing-target", {"devices": DESK, "forward_enabled": "1"}, {}, routing.FAULT_INVALID),
+    ("premium-target", forward("+33899123456"), {}, routing.FAULT_INVALID),
+    ("own-number-target", forward(COMPANY_NUMBER), COMPANY, routing.FAULT_INVALID),
+    ("corrupt-did-map-target", forward(OTHER_DID), {f"did:{OTHER_DID}": "x&y"},
+     routing.FAULT_CORRUPT),
+    ("foreign-external", {"devices": DESK, "external_devices": externals("+33899123456")},
+     {}, routing.FAULT_INVALID),
+    ("corrupt-then-refused", {**forward("+33899123456"), "forward_require_keypress": "2"},
+     {},
+     routing.FAULT_CORRUPT),
+    ("unknown-extension-corrupt-language", {}, {"language": "xx!"}, routing.FAULT_CORRUPT),
+]
+
+
+@pytest.mark.parametrize(("fields", "company", "fault"), [case[1:] for case in FAULTS],
+                         ids=[case[0] for case in FAULTS])
+def test_fallback_reason_class(fields: dict[str, str], company: dict[str, str], fault: str,
+                               fr_config: Config) -> None:
+    route = decide(EXT, fields, company, fr_config)
+    assert (route.status == v.STATUS_FALLBACK, route.fault) == (bool(fault), fault)
+
+
+def test_store_fallback_class(fr_config: Config) -> None:
+    assert routing.fallback(EXT, fr_config, "store: x").fault == routing.FAULT_STORE_DOWN
+    assert routing.fallback(EXT, fr_config, "store: x", timeout=True).fault \
+        == routing.FAULT_STORE_TIMEOUT
+    assert routing.fallback("1&x", fr_config, "store: x").fault == ""

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agi import metrics
 from agi import schema as s
 from agi.accounts import Accounts
 from agi.config import Config
@@ -143,7 +144,30 @@ def create_app(config: Config, *, stopping: threading.Event | None = None) -> Fa
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     pages.install(app)
+    _metrics(app)
     return app
+
+
+def _metrics(app: FastAPI) -> None:
+    """GET /metrics (loopback clients only) and the request counts, when
+    prometheus-client is installed (the metrics extra)."""
+    from starlette.responses import Response
+
+    from agi.web.auth import client_address
+    from agi.web.server import is_loopback
+
+    app.state.metrics = recorder = metrics.for_web()
+    if not isinstance(recorder, metrics.Prometheus):
+        log.info("no /metrics: prometheus-client is not installed")
+        return
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape(request: Request) -> Response:
+        if not is_loopback(client_address(request)):
+            raise StarletteHTTPException(404)
+        return Response(recorder.render(), media_type=metrics.CONTENT_TYPE)
+
+    app.add_middleware(metrics.HttpMetrics, recorder=recorder)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -174,6 +198,8 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.exceptions.RedisError)
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("redis unavailable: %s", type(exc).__name__)
+        request.app.state.metrics.redis_error(
+            "timeout" if isinstance(exc, redis.exceptions.TimeoutError) else "connection")
         return one_error(503, "unavailable", "the settings store (Redis) is unreachable; "
                          "nothing was changed, try again shortly", headers={"Retry-After": "5"})
 

@@ -121,14 +121,17 @@ def create_token(request: Request) -> dict[str, str]:
     address = client_address(request)
     wait = accounts.locked_for(name, address)
     if wait:
+        request.app.state.metrics.login("api", "locked")
         raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
                        headers={"Retry-After": str(wait)})
     user = accounts.authenticate(name, password)
     if user is None:
         accounts.record_failure(name, address)
+        request.app.state.metrics.login("api", "wrong")
         raise ApiError(401, "unauthorized", "wrong user name or password",
                        headers=_BASIC_CHALLENGE)
     accounts.clear_failures(name)
+    request.app.state.metrics.login("api", "ok")
     token, expires = accounts.issue(user.name, timedelta(hours=TOKEN_HOURS_DEFAULT))
     return {"token": token, "expires": expires.isoformat().replace("+00:00", "Z")}
 

@@ -168,9 +168,13 @@ def web_env_server(redis_server: RedisServer, tmp_path: Path, redis_client,
 
 
 def test_call_path_never_imports_the_web_stack() -> None:
-    code = ("import sys, agi.process_agi, agi.service, agi.routing, agi.fastagi, agi.cli\n"
+    """Nor the metrics: process AGI never loads agi.metrics, and FastAGI (which does)
+    loads prometheus_client only when started with --metrics."""
+    code = ("import sys, agi.process_agi, agi.service, agi.routing, agi.features\n"
+            "assert 'agi.metrics' not in sys.modules\n"
+            "import agi.fastagi, agi.cli\n"
             f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {WEB_STACK[:5]!r}"
-            f" or m in {WEB_STACK[5:]!r})\n"
+            f" or m in {WEB_STACK[5:]!r} or m.startswith('prometheus_client'))\n"
             "assert not loaded, loaded\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)

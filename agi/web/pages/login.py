@@ -39,14 +39,17 @@ def login(request: Request, form: FormData) -> Response:
     password = render.first(form, "password")
     address = client_address(request)
     if accounts.locked_for(name, address):
+        request.app.state.metrics.login("page", "locked")
         return render.page(request, "login.html", None, status=429,
                            error="login.throttled", username=name)
     user = accounts.authenticate(name, password)
     if user is None:
         accounts.record_failure(name, address)
+        request.app.state.metrics.login("page", "wrong")
         return render.page(request, "login.html", None, status=401,
                            error="login.wrong", username=name)
     accounts.clear_failures(name)
+    request.app.state.metrics.login("page", "ok")
     old = access.current(request)
     if old is not None:
         sessions.end(accounts, old)
