@@ -1,8 +1,9 @@
 """One FastAGI connection on the event loop, and the table that bounds them all.
 
-A connection costs a StreamReader, a transport and a suspended task (a few KB),
-never a thread, so idle and slow peers can only use up the connection cap, and the
-cap sheds the oldest of them first (`ConnectionTable`).
+A connection is an asyncio Protocol with a byte buffer and at most one waiter (no
+StreamReader/StreamWriter pair): it costs a transport, this object and a suspended
+task (a few KB), never a thread, so idle and slow peers can only use up the
+connection cap, and the cap sheds the oldest of them first (`ConnectionTable`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agi.protocol import (
 # hostile. It is read in one piece, up to the blank line that ends it.
 MAX_ENV_LINES = 128
 END_OF_ENV = b"\n\n"
-# The stream reader's buffer limit: the whole environment must fit in it.
+# The most a connection buffers unread: the whole environment must fit in it.
 MAX_ENV_BYTES = 64 * 1024
 
 
@@ -32,38 +33,76 @@ class BadRequest(Exception):
     """The peer broke the protocol (line too long, too many lines, not an environment)."""
 
 
-class AgiConnection:
-    """The AGI protocol over one asyncio stream: the environment, then commands."""
+class AgiConnection(asyncio.Protocol):
+    """The AGI protocol over one connection: the environment, then commands.
 
-    __slots__ = ("env", "max_line", "reader", "task", "writer")
+    `on_open(conn)` runs when the connection is made (the server checks the allowlist
+    and the cap there, and starts the session's task)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 max_line: int) -> None:
-        self.reader = reader
-        self.writer = writer
+    __slots__ = ("_buf", "_closed", "_waiter", "env", "max_line", "on_open", "peer",
+                 "task", "transport")
+
+    def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None]) -> None:
         self.max_line = max_line
+        self.on_open = on_open
         self.env: dict[str, str] = {}
-        self.task: asyncio.Task | None = asyncio.current_task()
+        self.task: asyncio.Task | None = None
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple | None = None
+        self._buf = b""
+        self._closed: Exception | None = None
+        self._waiter: asyncio.Future | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self.on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > MAX_ENV_BYTES:
+            # Nothing legitimate is this long unread: stop buffering, fail the reader.
+            self._fail(BadRequest("line or environment over the size limit"))
+            self.close()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        # Half-open: reads fail once the buffer is used up, but the answer still goes out.
+        self._fail(ChannelHungUp("peer closed the connection"))
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ChannelHungUp(str(exc) if exc else "peer closed the connection"))
+
+    def _fail(self, error: Exception) -> None:
+        if self._closed is None:
+            self._closed = error
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- the AGI protocol ---------------------------------------------------------------
 
     async def read_env(self) -> dict[str, str]:
         raw = await self._read_until(END_OF_ENV)
         lines = raw.decode("utf-8", "replace").split("\n")[:-2]
         if len(lines) > MAX_ENV_LINES:
             raise BadRequest("AGI environment has too many lines")
+        max_line, env = self.max_line, self.env
         for line in lines:
-            if len(line) > self.max_line:
-                raise BadRequest(f"line longer than {self.max_line} bytes")
+            if len(line) > max_line:
+                raise BadRequest(f"line longer than {max_line} bytes")
             entry = parse_env_line(line)
             if entry is not None:
-                self.env[entry[0]] = entry[1]
-        return self.env
+                env[entry[0]] = entry[1]
+        return env
 
-    async def exchange(self, command: str) -> str:
-        """Send one command line; Asterisk's reply (first line, a 520 text drained)."""
-        try:
-            self.writer.write(command.encode() + b"\n")
-        except (OSError, RuntimeError) as exc:
-            raise ChannelHungUp(str(exc)) from None
+    async def exchange(self, command: str | bytes) -> str:
+        """Send one command line (bytes end with their newline); Asterisk's reply (first
+        line, a 520 text drained)."""
+        self.send(command.encode() + b"\n" if isinstance(command, str) else command)
         reply = ReplyAssembler()
         while True:
             raw = await self._read_until(b"\n")
@@ -72,20 +111,31 @@ class AgiConnection:
             if (line := reply.feed(raw.decode("utf-8", "replace"))) is not None:
                 return line
 
+    def send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ChannelHungUp("connection closed")
+        self.transport.write(data)
+
     async def _read_until(self, separator: bytes) -> bytes:
-        try:
-            return await self.reader.readuntil(separator)
-        except asyncio.IncompleteReadError:
-            raise ChannelHungUp("peer closed the connection") from None
-        except asyncio.LimitOverrunError:
-            raise BadRequest("line or environment over the size limit") from None
-        except OSError as exc:
-            raise ChannelHungUp(str(exc)) from None
+        """Up to and including `separator`, waiting for more bytes as they come."""
+        start = 0
+        while (end := self._buf.find(separator, start)) < 0:
+            if (closed := self._closed) is not None:
+                raise type(closed)(str(closed))  # a new one: see _pipeline_hgetall
+            start = max(0, len(self._buf) - len(separator) + 1)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        end += len(separator)
+        raw, self._buf = self._buf[:end], self._buf[end:]
+        return raw
 
     def close(self) -> None:
         """Close now, unsent data or not: a hostile peer that never reads can't hold it."""
-        transport = self.writer.transport
-        if not transport.is_closing():
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
             transport.abort()
 
 

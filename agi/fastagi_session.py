@@ -1,0 +1,194 @@
+"""Every FastAGI session of the server: admission, deadlines and the three scripts.
+
+A connection is admitted when it is made (allowlist, then the cap, which sheds the
+oldest idle connection); its environment must then arrive in full within
+`env_timeout`, and the whole session end within `session_timeout`. Only then does
+it reach a script. Two methods are the places to count things: `_decided` (every
+routed call, with its Route and how long it took) and `_refused` (every connection
+refused or shed, with its cause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+
+from agi import routing, service
+from agi import variables as v
+from agi.config import Config
+from agi.fastagi_conn import AgiConnection, BadRequest, BridgedSession, ConnectionTable
+from agi.fastagi_decide import DecisionCache, decide
+from agi.features import handle_feature
+from agi.protocol import (
+    AgiProtocolError,
+    ChannelHungUp,
+    check_exec_result,
+    parse_result,
+    set_variable_command,
+    verbose_command,
+)
+from agi.resp_async import AsyncRespPool
+
+log = logging.getLogger("callroute.fastagi")
+
+SCRIPT_ROUTE = "route"
+SCRIPT_HEALTH = "health"
+SCRIPT_FEATURE = "feature"
+HEALTH_VARIABLE = "CALLROUTE_HEALTH"
+_HEALTH_COMMAND = set_variable_command(HEALTH_VARIABLE, "OK")
+
+
+class ThrottledLog:
+    """At most one warning per second for each kind of refusal, with how many were
+    suppressed: a client hammering the port must not flood the log."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self.interval) < self.interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        more = f" ({suppressed} more since the last such line)" if suppressed else ""
+        log.warning("%s%s", message, more)
+
+
+class OutageLog:
+    """Logs the first FALLBACK of an outage and the recovery: one line each, not per call."""
+
+    def __init__(self) -> None:
+        self._failing = False
+
+    def record(self, route: routing.Route) -> None:
+        failing = route.status == v.STATUS_FALLBACK and route.reason.startswith("store:")
+        if failing == self._failing:  # every call but the first of a change: no work
+            return
+        self._failing = failing
+        if failing:
+            log.warning("calls fall back to ringing default devices: %s", route.reason)
+        else:
+            log.info("store reachable again; routing normally")
+
+
+class Sessions:
+    """The connection handling of one server (it owns the listening socket and the loop)."""
+
+    def __init__(self, config: Config, pool: AsyncRespPool, executor: Executor, *,
+                 allow: frozenset, env_timeout: float, session_timeout: float,
+                 max_connections: int, max_line: int) -> None:
+        self.config = config
+        self.pool = pool
+        self.executor = executor
+        self.allow = allow
+        self.env_timeout = env_timeout
+        self.session_timeout = session_timeout
+        self.max_line = max_line
+        self.table = ConnectionTable(max_connections, self._shed)
+        self.decisions = DecisionCache(config)
+        self.refusals = ThrottledLog()
+        self.outages = OutageLog()
+        self.closing = False  # set once the server stops accepting
+
+    def protocol(self) -> AgiConnection:
+        """The protocol factory of the listening socket."""
+        return AgiConnection(self.max_line, self._open)
+
+    # -- admission ----------------------------------------------------------------------
+
+    def _allowed(self, peer: tuple | None) -> bool:
+        if not peer:
+            return False
+        client = ipaddress.ip_address(peer[0].split("%", 1)[0])
+        if getattr(client, "ipv4_mapped", None):
+            client = client.ipv4_mapped
+        return client in self.allow if self.allow else client.is_loopback
+
+    def _open(self, conn: AgiConnection) -> None:
+        peer = conn.peer
+        if not self._allowed(peer):
+            self._refused("allow", f"refused FastAGI connection from {peer[0] if peer else '?'}"
+                                   " (not in --allow)")
+            conn.close()
+        elif self.closing or not self.table.admit(conn):
+            self._refused("busy", "refused FastAGI connection: "
+                                  f"{self.table.busy} calls in flight")
+            conn.close()
+        else:
+            conn.task = asyncio.get_running_loop().create_task(self._session(conn))
+
+    def _shed(self, open_now: int) -> None:
+        self._refused("shed", "closed the oldest idle FastAGI connection: "
+                              f"{open_now} connections open")
+
+    def _refused(self, cause: str, message: str) -> None:
+        """A connection refused ("allow", "busy") or shed ("shed")."""
+        self.refusals.warning(cause, message)
+
+    # -- one session --------------------------------------------------------------------
+
+    async def _session(self, conn: AgiConnection) -> None:
+        try:
+            async with asyncio.timeout(self.session_timeout):
+                async with asyncio.timeout(self.env_timeout):
+                    env = await conn.read_env()
+                self.table.mark_busy(conn)
+                await self._dispatch(conn, env)
+        except TimeoutError:
+            log.debug("FastAGI session ended: deadline passed")
+        except (ChannelHungUp, BadRequest, AgiProtocolError) as exc:
+            log.debug("FastAGI session ended early: %s", exc)
+        except asyncio.CancelledError:
+            pass  # shed, or cut by the drain: the connection closes below
+        except Exception:  # a bug: log it once per occurrence, keep serving others
+            log.exception("FastAGI session failed")
+        finally:
+            self.table.remove(conn)
+            conn.close()
+
+    async def _dispatch(self, conn: AgiConnection, env: dict[str, str]) -> None:
+        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        if script == SCRIPT_ROUTE:
+            await self._route(conn, env)
+        elif script == SCRIPT_HEALTH:
+            parse_result(await conn.exchange(_HEALTH_COMMAND))
+        elif script == SCRIPT_FEATURE:
+            loop = asyncio.get_running_loop()
+            session = BridgedSession(conn, loop, time.monotonic() + self.session_timeout)
+            await loop.run_in_executor(self.executor, handle_feature, session, [],
+                                       self.config)
+        else:
+            line = f"callroute: unknown FastAGI script {script[:40]!r}"
+            parse_result(await conn.exchange(verbose_command(line, 1)))
+
+    async def _route(self, conn: AgiConnection, env: dict[str, str]) -> None:
+        """service.handle_route on the loop: the same decision and commands."""
+        started = time.monotonic()
+        ext = service.request_extension(env, [])
+        decision = await decide(self.pool, self.decisions, ext)
+        try:
+            for command in decision.commands:
+                check_exec_result(parse_result(await conn.exchange(command)))
+            if decision.log_line is not None:
+                parse_result(await conn.exchange(decision.log_line))
+        except AgiProtocolError as exc:
+            line = f"callroute: Asterisk refused a command: {exc}"
+            parse_result(await conn.exchange(verbose_command(line, 1)))
+            return
+        self._decided(decision.route, time.monotonic() - started)
+
+    def _decided(self, route: routing.Route, seconds: float) -> None:
+        """A routed call's variables are set: its Route, and seconds since its request
+        was complete (Redis read, decision, Asterisk's answers)."""
+        self.outages.record(route)
+        log.debug("decided %s %s in %.2f ms", route.status, route.mode, seconds * 1000)
