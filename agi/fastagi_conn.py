@@ -39,8 +39,8 @@ class AgiConnection(asyncio.Protocol):
     `on_open(conn)` runs when the connection is made (the server checks the allowlist
     and the cap there, and starts the session's task)."""
 
-    __slots__ = ("_buf", "_closed", "_waiter", "env", "max_line", "on_open", "peer",
-                 "task", "transport")
+    __slots__ = ("_buf", "_closed", "_timer", "_waiter", "env", "expired", "max_line",
+                 "on_open", "peer", "task", "transport")
 
     def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None]) -> None:
         self.max_line = max_line
@@ -52,6 +52,27 @@ class AgiConnection(asyncio.Protocol):
         self._buf = b""
         self._closed: Exception | None = None
         self._waiter: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False  # the task was cancelled by its deadline
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def deadline(self, when: float) -> None:
+        """Cancel the session's task at `when` (loop time), instead of any earlier
+        deadline: one timer, not an asyncio.timeout per deadline."""
+        self.cancel_deadline()
+        self._timer = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def cancel_deadline(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -91,9 +112,9 @@ class AgiConnection(asyncio.Protocol):
         if len(lines) > MAX_ENV_LINES:
             raise BadRequest("AGI environment has too many lines")
         max_line, env = self.max_line, self.env
+        if max(map(len, lines), default=0) > max_line:
+            raise BadRequest(f"line longer than {max_line} bytes")
         for line in lines:
-            if len(line) > max_line:
-                raise BadRequest(f"line longer than {max_line} bytes")
             entry = parse_env_line(line)
             if entry is not None:
                 env[entry[0]] = entry[1]

@@ -40,6 +40,7 @@ SCRIPT_HEALTH = "health"
 SCRIPT_FEATURE = "feature"
 HEALTH_VARIABLE = "CALLROUTE_HEALTH"
 _HEALTH_COMMAND = set_variable_command(HEALTH_VARIABLE, "OK")
+MAX_VERDICTS = 1024
 
 
 class ThrottledLog:
@@ -99,6 +100,9 @@ class Sessions:
         self.refusals = ThrottledLog()
         self.outages = OutageLog()
         self.closing = False  # set once the server stops accepting
+        # The allowlist's answer by peer address: parsing an address costs more than
+        # the rest of accepting a connection.
+        self._verdicts: dict[str, bool] = {}
 
     def protocol(self) -> AgiConnection:
         """The protocol factory of the listening socket."""
@@ -109,10 +113,16 @@ class Sessions:
     def _allowed(self, peer: tuple | None) -> bool:
         if not peer:
             return False
-        client = ipaddress.ip_address(peer[0].split("%", 1)[0])
-        if getattr(client, "ipv4_mapped", None):
-            client = client.ipv4_mapped
-        return client in self.allow if self.allow else client.is_loopback
+        host = peer[0]
+        if (allowed := self._verdicts.get(host)) is None:
+            client = ipaddress.ip_address(host.split("%", 1)[0])
+            if getattr(client, "ipv4_mapped", None):
+                client = client.ipv4_mapped
+            allowed = client in self.allow if self.allow else client.is_loopback
+            if len(self._verdicts) >= MAX_VERDICTS:  # many peers: start again
+                self._verdicts.clear()
+            self._verdicts[host] = allowed
+        return allowed
 
     def _open(self, conn: AgiConnection) -> None:
         peer = conn.peer
@@ -138,21 +148,22 @@ class Sessions:
     # -- one session --------------------------------------------------------------------
 
     async def _session(self, conn: AgiConnection) -> None:
+        started = asyncio.get_running_loop().time()
+        conn.deadline(started + min(self.env_timeout, self.session_timeout))
         try:
-            async with asyncio.timeout(self.session_timeout):
-                async with asyncio.timeout(self.env_timeout):
-                    env = await conn.read_env()
-                self.table.mark_busy(conn)
-                await self._dispatch(conn, env)
-        except TimeoutError:
-            log.debug("FastAGI session ended: deadline passed")
+            env = await conn.read_env()
+            self.table.mark_busy(conn)
+            conn.deadline(started + self.session_timeout)
+            await self._dispatch(conn, env)
         except (ChannelHungUp, BadRequest, AgiProtocolError) as exc:
             log.debug("FastAGI session ended early: %s", exc)
-        except asyncio.CancelledError:
-            pass  # shed, or cut by the drain: the connection closes below
+        except asyncio.CancelledError:  # its deadline, shed, or cut by the drain
+            if conn.expired:
+                log.debug("FastAGI session ended: deadline passed")
         except Exception:  # a bug: log it once per occurrence, keep serving others
             log.exception("FastAGI session failed")
         finally:
+            conn.cancel_deadline()
             self.table.remove(conn)
             conn.close()
 

@@ -15,6 +15,7 @@ on a fresh one within the same deadline.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import Executor
 from typing import Any
@@ -136,17 +137,34 @@ def _expire(waiter: asyncio.Future) -> None:
         waiter.set_exception(RespError("Redis did not answer before the deadline"))
 
 
+# What `_pipeline_hgetall` sends for a (preamble, keys): a pure function, asked of it
+# once per extension (a probe costs a reader and an exception), kept up to a bound.
+_REQUESTS: dict[tuple[tuple[bytes, ...], tuple[str, ...]], bytes] = {}
+_MAX_REQUESTS = 4096
+
+
+def _request(preamble: list[bytes], keys: list[str]) -> bytes:
+    known = (tuple(preamble), tuple(keys))
+    if (request := _REQUESTS.get(known)) is None:
+        probe = _Replay()
+        try:
+            resp._pipeline_hgetall(probe, preamble, keys, math.inf)  # type: ignore[arg-type]
+        except _NeedMore:
+            pass
+        request = b"".join(probe.sent)
+        if len(_REQUESTS) >= _MAX_REQUESTS:
+            _REQUESTS.clear()
+        _REQUESTS[known] = request
+    return request
+
+
 async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str],
                     deadline: float, memo: ReplyMemo | None = None) -> Any:
-    probe = _Replay()
-    try:
-        resp._pipeline_hgetall(probe, preamble, keys, deadline)  # type: ignore[arg-type]
-    except _NeedMore:
-        pass
+    request = _request(preamble, keys)
     loop = asyncio.get_running_loop()
     conn.buf = b""
     assert conn.transport is not None
-    conn.transport.write(b"".join(probe.sent))
+    conn.transport.write(request)
     while True:
         await conn.more(loop, deadline)
         received = conn.buf
