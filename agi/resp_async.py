@@ -163,8 +163,10 @@ async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str]
     request = _request(preamble, keys)
     loop = asyncio.get_running_loop()
     conn.buf = b""
-    assert conn.transport is not None
-    conn.transport.write(request)
+    transport = conn.transport
+    if conn.closed is not None or transport is None or transport.is_closing():
+        raise RespError("Redis closed the connection")  # while it was idle in the pool
+    transport.write(request)
     while True:
         await conn.more(loop, deadline)
         received = conn.buf
