@@ -49,7 +49,7 @@ class AgiConnection(asyncio.Protocol):
         self.task: asyncio.Task | None = None
         self.transport: asyncio.Transport | None = None
         self.peer: tuple | None = None
-        self._buf = b""
+        self._buf = bytearray()  # appended in place: a peer's many small writes stay linear
         self._closed: Exception | None = None
         self._waiter: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -135,7 +135,10 @@ class AgiConnection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             raise ChannelHungUp("connection closed")
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        except (OSError, RuntimeError) as exc:  # uvloop raises on a closed transport
+            raise ChannelHungUp(str(exc)) from None
 
     async def _read_until(self, separator: bytes) -> bytes:
         """Up to and including `separator`, waiting for more bytes as they come."""
@@ -150,7 +153,8 @@ class AgiConnection(asyncio.Protocol):
             finally:
                 self._waiter = None
         end += len(separator)
-        raw, self._buf = self._buf[:end], self._buf[end:]
+        raw = bytes(self._buf[:end])
+        del self._buf[:end]
         return raw
 
     def close(self) -> None:

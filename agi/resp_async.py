@@ -81,7 +81,7 @@ class _RedisProtocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buf = b""
+        self.buf = bytearray()  # appended in place: many small writes stay linear
         self.closed: RespError | None = None
         self.waiter: asyncio.Future | None = None
 
@@ -162,16 +162,16 @@ async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str]
                     deadline: float, memo: ReplyMemo | None = None) -> Any:
     request = _request(preamble, keys)
     loop = asyncio.get_running_loop()
-    conn.buf = b""
+    conn.buf.clear()
     transport = conn.transport
     if conn.closed is not None or transport is None or transport.is_closing():
         raise RespError("Redis closed the connection")  # while it was idle in the pool
     transport.write(request)
     while True:
         await conn.more(loop, deadline)
-        received = conn.buf
+        received = bytes(conn.buf)
         if memo is not None and not preamble and (known := memo.known(received)) is not None:
-            conn.buf = b""
+            conn.buf.clear()
             return known
         replay = _Replay(received)
         try:
@@ -179,7 +179,7 @@ async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str]
                                             deadline)
         except _NeedMore:
             continue
-        conn.buf = b""
+        conn.buf.clear()
         if memo is None:
             return hashes
         # Only bytes that were exactly these replies, nothing after, stand for them.
