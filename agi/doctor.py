@@ -141,7 +141,7 @@ def _store(config: Config) -> tuple[list[dc.Finding], dict[str, list[str]]]:
 def probe_fastagi(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> dc.FastAgiProbe:
     """Asterisk's side of a `health` request: the environment, then `200 result=1` to the
     one command the server sends back."""
-    from agi.fastagi import HEALTH_VARIABLE, SCRIPT_HEALTH
+    from agi.fastagi_session import HEALTH_VARIABLE, SCRIPT_HEALTH
     from agi.protocol import set_variable_command
 
     expected = set_variable_command(HEALTH_VARIABLE, "OK")

@@ -1,13 +1,12 @@
 """`callroute-fastagi`: the FastAGI server, for PBXs where a process per call is too slow.
 
 Design (docs/fastagi.md): one asyncio event loop holds every connection, so an idle
-or slow peer costs a few KB, not a thread. A connection's environment must arrive in
-full within `env_timeout` (Asterisk sends it at once) and the whole session must end
-within `session_timeout`; at most `max_connections` are open, and when full, the
-oldest connection still sending its environment is shed first, never a call in
-flight. Only a complete request reaches the decision: one pipelined Redis read on
-the loop (agi/resp_async.py), then every variable in one EXEC MSet. Feature codes
-do blocking redis-py admin writes: they run in a small executor, never on the loop.
+or slow peer costs a few KB, not a thread. This module is the server's lifecycle
+(socket, loop, drain) and its command line; agi/fastagi_session.py admits and runs
+each session (deadlines, cap, the scripts), agi/fastagi_conn.py is one connection's
+protocol and agi/fastagi_decide.py the decision: one pipelined Redis read on the
+loop (agi/resp_async.py), then every variable in one EXEC MSet. Feature codes do
+blocking redis-py admin writes: they run in a small executor, never on the loop.
 """
 
 from __future__ import annotations
@@ -25,40 +24,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from agi import metrics, routing, sdnotify, service
+from agi import metrics, sdnotify
 from agi.config import Config, ConfigError, load
-from agi.fastagi_conn import (
-    MAX_ENV_BYTES,
-    AgiConnection,
-    BadRequest,
-    BridgedSession,
-    ConnectionTable,
-)
-from agi.fastagi_logs import OutageLog, ThrottledLog
-from agi.features import handle_feature
-from agi.guard import is_extension
-from agi.protocol import (
-    AgiProtocolError,
-    ChannelHungUp,
-    check_exec_result,
-    parse_result,
-    set_variable_command,
-    set_variables_commands,
-    verbose_command,
-)
-from agi.resp import RespError, RespTimeout
+from agi.fastagi_logs import ThrottledLog
+from agi.fastagi_session import Sessions
+from agi.resp import RespError
 from agi.resp_async import AsyncRespPool
-from agi.schema import company_key, ext_key
+from agi.schema import company_key
 from agi.store import redact_url
+
+__all__ = ["FastAgiServer", "ThrottledLog", "main", "parse_allow", "parse_listen"]
 
 log = logging.getLogger("callroute.fastagi")
 
 PROG = "callroute-fastagi"
 DEFAULT_LISTEN = "127.0.0.1:4573"
-SCRIPT_ROUTE = "route"
-SCRIPT_HEALTH = "health"
-SCRIPT_FEATURE = "feature"
-HEALTH_VARIABLE = "CALLROUTE_HEALTH"
 # Threads for blocking work (feature-code writes, Sentinel discovery, DNS): the server
 # is this plus the loop's thread.
 BLOCKING_WORKERS = 2
@@ -95,22 +75,21 @@ class FastAgiServer:
             raise ValueError("listening beyond loopback needs --allow with the Asterisk "
                              "addresses that may connect")
         self.config = config
-        # With --allow, only the listed clients (plus the local Asterisk on 127.0.0.1 or
-        # ::1 when listening on loopback); without it, loopback clients only.
-        self.allow = allow | ({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
-                              if allow and address.is_loopback else set())
-        self.env_timeout = env_timeout
-        self.session_timeout = session_timeout
         self.drain_timeout = drain_timeout
-        self.max_line = max_line
         self.executor = ThreadPoolExecutor(max_workers=BLOCKING_WORKERS,
                                            thread_name_prefix="fastagi-blocking")
         self.metrics = recorder
         self.pool = AsyncRespPool(config.redis_url, IDLE_REDIS_CONNECTIONS, self.executor,
                                   recorder)
-        self.outages = OutageLog()
-        self.refusals = ThrottledLog()
-        self.table = ConnectionTable(max_connections, self._log_shed)
+        # With --allow, only the listed clients (plus the local Asterisk on 127.0.0.1 or
+        # ::1 when listening on loopback); without it, loopback clients only.
+        allowed = allow | ({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+                           if allow and address.is_loopback else set())
+        self.sessions = Sessions(config, self.pool, self.executor, allow=frozenset(allowed),
+                                 env_timeout=env_timeout, session_timeout=session_timeout,
+                                 max_connections=max_connections, max_line=max_line,
+                                 recorder=recorder)
+        self.table = self.sessions.table
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,8 +105,6 @@ class FastAgiServer:
     def pending(self) -> int:
         """Open connections (idle or in a call)."""
         return len(self.table)
-
-    # -- lifecycle --------------------------------------------------------------------
 
     def serve(self, loop: str = "asyncio") -> None:
         """Run until stopped, on asyncio's own event loop or on uvloop (see loop_kind)."""
@@ -160,8 +137,8 @@ class FastAgiServer:
             self._stop.set()
         # A burst of connections (idle ones included) must not overflow the accept
         # queue: a dropped SYN costs a real call a 1 s retransmit.
-        server = await asyncio.start_server(self._handle, sock=self.sock,
-                                            limit=MAX_ENV_BYTES, backlog=LISTEN_BACKLOG)
+        server = await self._loop.create_server(self.sessions.protocol, sock=self.sock,
+                                                backlog=LISTEN_BACKLOG)
         self._ready.set()
         host, port = self.address
         announcer = asyncio.create_task(sdnotify.announce(f"{host}:{port}", self._redis_answers))
@@ -170,6 +147,7 @@ class FastAgiServer:
         finally:
             sdnotify.stopping()
             announcer.cancel()
+            self.sessions.closing = True
             server.close()  # stop accepting; open connections carry on
             await self._drain()
             self.pool.clear()
@@ -195,106 +173,6 @@ class FastAgiServer:
                 self.metrics.shed("drain_cut")
             if still:
                 await asyncio.wait(still, timeout=1.0)
-
-    # -- connections ------------------------------------------------------------------
-
-    def _allowed(self, peer: tuple | None) -> bool:
-        if not peer:
-            return False
-        client = ipaddress.ip_address(peer[0].split("%", 1)[0])
-        if getattr(client, "ipv4_mapped", None):
-            client = client.ipv4_mapped
-        return client in self.allow if self.allow else client.is_loopback
-
-    def _log_shed(self, open_now: int) -> None:
-        self.metrics.shed("idle_at_cap")
-        self.refusals.warning("shed", "closed the oldest idle FastAGI connection: "
-                              f"{open_now} connections open")
-
-    async def _handle(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-        conn = AgiConnection(reader, writer, self.max_line)
-        peer = writer.get_extra_info("peername")
-        if not self._allowed(peer):
-            self.refusals.warning("allow", f"refused FastAGI connection from {peer[0]} "
-                                           "(not in --allow)")
-            self.metrics.refused("allowlist")
-            conn.close()
-            return
-        draining = self._stop is not None and self._stop.is_set()
-        if draining or not self.table.admit(conn):
-            self.refusals.warning("busy", "refused FastAGI connection: "
-                                  f"{self.table.busy} calls in flight")
-            self.metrics.refused("draining" if draining else "cap")
-            conn.close()
-            return
-        stage = "env_timeout"
-        try:
-            async with asyncio.timeout(self.session_timeout):
-                async with asyncio.timeout(self.env_timeout):
-                    env = await conn.read_env()
-                self.table.mark_busy(conn)
-                stage = "session_timeout"
-                await self._dispatch(conn, env)
-        except TimeoutError:
-            log.debug("FastAGI session ended: deadline passed")
-            self.metrics.shed(stage)
-        except (ChannelHungUp, BadRequest, AgiProtocolError) as exc:
-            log.debug("FastAGI session ended early: %s", exc)
-            self.metrics.shed(metrics.SHED_CAUSES[type(exc).__name__])
-        except asyncio.CancelledError:
-            pass  # shed, or cut by the drain (both counted there): closed below
-        except Exception:  # a bug: log it once per occurrence, keep serving others
-            log.exception("FastAGI session failed")
-            self.metrics.shed("error")
-        finally:
-            self.table.remove(conn)
-            conn.close()
-
-    async def _dispatch(self, conn: AgiConnection, env: dict[str, str]) -> None:
-        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
-        if script == SCRIPT_HEALTH:
-            parse_result(await conn.exchange(set_variable_command(HEALTH_VARIABLE, "OK")))
-        elif script == SCRIPT_ROUTE:
-            await self._route(conn, env)
-        elif script == SCRIPT_FEATURE:
-            deadline = time.monotonic() + self.session_timeout
-            session = BridgedSession(conn, asyncio.get_running_loop(), deadline)
-            self.metrics.feature(await asyncio.get_running_loop().run_in_executor(
-                self.executor, handle_feature, session, [], self.config))
-        else:
-            line = f"callroute: unknown FastAGI script {script[:40]!r}"
-            parse_result(await conn.exchange(verbose_command(line, 1)))
-
-    async def _route(self, conn: AgiConnection, env: dict[str, str]) -> None:
-        """service.handle_route on the loop: the same decision and commands."""
-        ext = service.request_extension(env, [])
-        started = time.perf_counter()
-        route = await self._decide(ext)
-        self.metrics.decision(route, time.perf_counter() - started)
-        try:
-            for command in set_variables_commands(route.variables()):
-                check_exec_result(parse_result(await conn.exchange(command)))
-            if (line := service.route_log_line(ext, route)) is not None:
-                parse_result(await conn.exchange(verbose_command(line, 1)))
-        except AgiProtocolError as exc:
-            line = f"callroute: Asterisk refused a command: {exc}"
-            parse_result(await conn.exchange(verbose_command(line, 1)))
-            return
-        self.outages.record(route)
-
-    async def _decide(self, ext: str) -> routing.Route:
-        """service.compute_route, with the Redis read on the loop."""
-        if not is_extension(ext):
-            return routing.invalid_extension(ext)
-        config = self.config
-        deadline = time.monotonic() + config.timeout_ms / 1000
-        keys = [ext_key(config.prefix, ext), company_key(config.prefix)]
-        try:
-            fields, company = await self.pool.hgetall_many(keys, deadline)
-        except RespError as exc:
-            return routing.fallback(ext, config, f"store: {exc}", isinstance(exc, RespTimeout))
-        return routing.decide(ext, fields, company, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """One FastAGI connection on the event loop, and the table that bounds them all.
 
-A connection costs a StreamReader, a transport and a suspended task (a few KB),
-never a thread, so idle and slow peers can only use up the connection cap, and the
-cap sheds the oldest of them first (`ConnectionTable`).
+A connection is an asyncio Protocol with a byte buffer and at most one waiter (no
+StreamReader/StreamWriter pair): it costs a transport, this object and a suspended
+task (a few KB), never a thread, so idle and slow peers can only use up the
+connection cap, and the cap sheds the oldest of them first (`ConnectionTable`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agi.protocol import (
 # hostile. It is read in one piece, up to the blank line that ends it.
 MAX_ENV_LINES = 128
 END_OF_ENV = b"\n\n"
-# The stream reader's buffer limit: the whole environment must fit in it.
+# The most a connection buffers unread: the whole environment must fit in it.
 MAX_ENV_BYTES = 64 * 1024
 
 
@@ -32,38 +33,97 @@ class BadRequest(Exception):
     """The peer broke the protocol (line too long, too many lines, not an environment)."""
 
 
-class AgiConnection:
-    """The AGI protocol over one asyncio stream: the environment, then commands."""
+class AgiConnection(asyncio.Protocol):
+    """The AGI protocol over one connection: the environment, then commands.
 
-    __slots__ = ("env", "max_line", "reader", "task", "writer")
+    `on_open(conn)` runs when the connection is made (the server checks the allowlist
+    and the cap there, and starts the session's task)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 max_line: int) -> None:
-        self.reader = reader
-        self.writer = writer
+    __slots__ = ("_buf", "_closed", "_timer", "_waiter", "env", "expired", "max_line",
+                 "on_open", "peer", "task", "transport")
+
+    def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None]) -> None:
         self.max_line = max_line
+        self.on_open = on_open
         self.env: dict[str, str] = {}
-        self.task: asyncio.Task | None = asyncio.current_task()
+        self.task: asyncio.Task | None = None
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple | None = None
+        self._buf = bytearray()  # appended in place: a peer's many small writes stay linear
+        self._closed: Exception | None = None
+        self._waiter: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False  # the task was cancelled by its deadline
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def deadline(self, when: float) -> None:
+        """Cancel the session's task at `when` (loop time), instead of any earlier
+        deadline: one timer, not an asyncio.timeout per deadline."""
+        self.cancel_deadline()
+        self._timer = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def cancel_deadline(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self.on_open(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > MAX_ENV_BYTES:
+            # Nothing legitimate is this long unread: stop buffering, fail the reader.
+            self._fail(BadRequest("line or environment over the size limit"))
+            self.close()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        # Half-open: reads fail once the buffer is used up, but the answer still goes out.
+        self._fail(ChannelHungUp("peer closed the connection"))
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ChannelHungUp(str(exc) if exc else "peer closed the connection"))
+
+    def _fail(self, error: Exception) -> None:
+        if self._closed is None:
+            self._closed = error
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- the AGI protocol ---------------------------------------------------------------
 
     async def read_env(self) -> dict[str, str]:
         raw = await self._read_until(END_OF_ENV)
         lines = raw.decode("utf-8", "replace").split("\n")[:-2]
         if len(lines) > MAX_ENV_LINES:
             raise BadRequest("AGI environment has too many lines")
+        max_line, env = self.max_line, self.env
+        if max(map(len, lines), default=0) > max_line:
+            raise BadRequest(f"line longer than {max_line} bytes")
         for line in lines:
-            if len(line) > self.max_line:
-                raise BadRequest(f"line longer than {self.max_line} bytes")
             entry = parse_env_line(line)
             if entry is not None:
-                self.env[entry[0]] = entry[1]
-        return self.env
+                env[entry[0]] = entry[1]
+        return env
 
-    async def exchange(self, command: str) -> str:
-        """Send one command line; Asterisk's reply (first line, a 520 text drained)."""
-        try:
-            self.writer.write(command.encode() + b"\n")
-        except (OSError, RuntimeError) as exc:
-            raise ChannelHungUp(str(exc)) from None
+    async def exchange(self, command: str | bytes) -> str:
+        """Send one command line (bytes end with their newline); Asterisk's reply (first
+        line, a 520 text drained)."""
+        self.send(command.encode() + b"\n" if isinstance(command, str) else command)
         reply = ReplyAssembler()
         while True:
             raw = await self._read_until(b"\n")
@@ -72,20 +132,35 @@ class AgiConnection:
             if (line := reply.feed(raw.decode("utf-8", "replace"))) is not None:
                 return line
 
-    async def _read_until(self, separator: bytes) -> bytes:
+    def send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ChannelHungUp("connection closed")
         try:
-            return await self.reader.readuntil(separator)
-        except asyncio.IncompleteReadError:
-            raise ChannelHungUp("peer closed the connection") from None
-        except asyncio.LimitOverrunError:
-            raise BadRequest("line or environment over the size limit") from None
-        except OSError as exc:
+            self.transport.write(data)
+        except (OSError, RuntimeError) as exc:  # uvloop raises on a closed transport
             raise ChannelHungUp(str(exc)) from None
+
+    async def _read_until(self, separator: bytes) -> bytes:
+        """Up to and including `separator`, waiting for more bytes as they come."""
+        start = 0
+        while (end := self._buf.find(separator, start)) < 0:
+            if (closed := self._closed) is not None:
+                raise type(closed)(str(closed))  # a new one: see _pipeline_hgetall
+            start = max(0, len(self._buf) - len(separator) + 1)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        end += len(separator)
+        raw = bytes(self._buf[:end])
+        del self._buf[:end]
+        return raw
 
     def close(self) -> None:
         """Close now, unsent data or not: a hostile peer that never reads can't hold it."""
-        transport = self.writer.transport
-        if not transport.is_closing():
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
             transport.abort()
 
 

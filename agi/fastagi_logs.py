@@ -39,17 +39,19 @@ class ThrottledLog:
 
 
 class OutageLog:
-    """Logs the first FALLBACK of an outage and the recovery: one line each, not per call."""
+    """Logs the first FALLBACK of an outage and the recovery: one line each, not per call.
+
+    Called by the event loop's thread only, so it needs no lock."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._failing = False
 
     def record(self, route: routing.Route) -> None:
         failing = route.fault in _STORE_FAULTS
-        with self._lock:
-            changed, self._failing = failing != self._failing, failing
-        if changed and failing:
+        if failing == self._failing:  # every call but the first of a change: no work
+            return
+        self._failing = failing
+        if failing:
             log.warning("calls fall back to ringing default devices: %s", route.reason)
-        elif changed:
+        else:
             log.info("store reachable again; routing normally")

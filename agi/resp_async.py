@@ -15,15 +15,16 @@ on a fresh one within the same deadline.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from concurrent.futures import Executor
+from typing import Any
 
 from agi import metrics, resp
 from agi.resp import RedisTarget, RespError, RespReplyError, RespTimeout
 
 # The same bound and wording as the blocking reader's.
 MAX_REPLY_BYTES = resp.MAX_REPLY_BYTES
-_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class _NeedMore(Exception):
@@ -52,43 +53,141 @@ class _Replay:
         self._pos += len(chunk)
         return chunk
 
+    @property
+    def consumed_all(self) -> bool:
+        return self._pos >= len(self._data)
 
-async def _pipeline(conn: _Conn, preamble: list[bytes], keys: list[str],
-                    deadline: float) -> list[dict[str, str]]:
-    reader, writer = conn
-    probe = _Replay()
-    try:
-        resp._pipeline_hgetall(probe, preamble, keys, deadline)  # type: ignore[arg-type]
-    except _NeedMore:
-        pass
-    received = b""
-    try:
-        writer.write(b"".join(probe.sent))
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RespTimeout("Redis did not answer before the deadline")
-            try:
-                chunk = await asyncio.wait_for(reader.read(65536), remaining)
-            except TimeoutError:
-                raise RespTimeout("Redis did not answer before the deadline") from None
-            if not chunk:
-                raise RespError("Redis closed the connection")
-            received += chunk
-            if len(received) > MAX_REPLY_BYTES:
-                raise resp._unreadable(f"more than {MAX_REPLY_BYTES} bytes")
-            try:
-                return resp._pipeline_hgetall(_Replay(received), preamble, keys,  # type: ignore[arg-type]
-                                              deadline)
-            except _NeedMore:
-                continue
-    except OSError as exc:
-        raise RespError(f"Redis connection failed ({exc.strerror or type(exc).__name__})") \
-            from None
+
+class ReplyMemo:
+    """What a caller makes of the replies, remembered by their exact bytes.
+
+    `known(raw)` returns what was made of these very bytes before (or None), `made(raw,
+    hashes)` makes it from freshly parsed hashes (raw is None when the bytes include a
+    new connection's AUTH/SELECT replies, which are not worth remembering). Equal bytes
+    parse to equal hashes, so a hit is exactly what parsing again would give."""
+
+    def known(self, raw: bytes) -> Any:
+        raise NotImplementedError
+
+    def made(self, raw: bytes | None, hashes: list[dict[str, str]]) -> Any:
+        raise NotImplementedError
+
+
+class _RedisProtocol(asyncio.Protocol):
+    """One Redis connection: bytes in a buffer, one waiter at a time. No StreamReader,
+    and no task per read (asyncio.wait_for makes one on Python 3.11)."""
+
+    __slots__ = ("buf", "closed", "transport", "waiter")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()  # appended in place: many small writes stay linear
+        self.closed: RespError | None = None
+        self.waiter: asyncio.Future | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > MAX_REPLY_BYTES:
+            self._fail(resp._unreadable(f"more than {MAX_REPLY_BYTES} bytes"))
+            self.close()
+        elif self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def eof_received(self) -> None:
+        self._fail(RespError("Redis closed the connection"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        strerror = getattr(exc, "strerror", None) or (type(exc).__name__ if exc else "")
+        self._fail(RespError(f"Redis connection failed ({strerror})") if exc
+                   else RespError("Redis closed the connection"))
+
+    def _fail(self, error: RespError) -> None:
+        if self.closed is None:
+            self.closed = error
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def more(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Until more bytes arrive, the connection fails, or `deadline` (monotonic)."""
+        if (closed := self.closed) is not None:
+            raise RespError(str(closed))  # a new one: see resp._pipeline_hgetall
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RespTimeout("Redis did not answer before the deadline")
+        waiter = self.waiter = loop.create_future()
+        timer = loop.call_later(remaining, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+        if (closed := self.closed) is not None:
+            raise RespError(str(closed))
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(RespTimeout("Redis did not answer before the deadline"))
+
+
+# What `_pipeline_hgetall` sends for a (preamble, keys): a pure function, asked of it
+# once per extension (a probe costs a reader and an exception), kept up to a bound.
+_REQUESTS: dict[tuple[tuple[bytes, ...], tuple[str, ...]], bytes] = {}
+_MAX_REQUESTS = 4096
+
+
+def _request(preamble: list[bytes], keys: list[str]) -> bytes:
+    known = (tuple(preamble), tuple(keys))
+    if (request := _REQUESTS.get(known)) is None:
+        probe = _Replay()
+        try:
+            resp._pipeline_hgetall(probe, preamble, keys, math.inf)  # type: ignore[arg-type]
+        except _NeedMore:
+            pass
+        request = b"".join(probe.sent)
+        if len(_REQUESTS) >= _MAX_REQUESTS:
+            _REQUESTS.clear()
+        _REQUESTS[known] = request
+    return request
+
+
+async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str],
+                    deadline: float, memo: ReplyMemo | None = None) -> Any:
+    request = _request(preamble, keys)
+    loop = asyncio.get_running_loop()
+    conn.buf.clear()
+    transport = conn.transport
+    if conn.closed is not None or transport is None or transport.is_closing():
+        raise RespError("Redis closed the connection")  # while it was idle in the pool
+    transport.write(request)
+    while True:
+        await conn.more(loop, deadline)
+        received = bytes(conn.buf)
+        if memo is not None and not preamble and (known := memo.known(received)) is not None:
+            conn.buf.clear()
+            return known
+        replay = _Replay(received)
+        try:
+            hashes = resp._pipeline_hgetall(replay, preamble, keys,  # type: ignore[arg-type]
+                                            deadline)
+        except _NeedMore:
+            continue
+        conn.buf.clear()
+        if memo is None:
+            return hashes
+        # Only bytes that were exactly these replies, nothing after, stand for them.
+        return memo.made(received if not preamble and replay.consumed_all else None, hashes)
 
 
 async def _connect(target: RedisTarget, deadline: float,
-                   address: tuple[str, int] | None = None) -> _Conn:
+                   address: tuple[str, int] | None = None) -> _RedisProtocol:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise RespTimeout("no time left to connect to Redis")
@@ -97,19 +196,21 @@ async def _connect(target: RedisTarget, deadline: float,
         import ssl  # only for rediss://
 
         ssl_context = ssl.create_default_context()
+    loop = asyncio.get_running_loop()
     try:
         if target.path:
-            opening = asyncio.open_unix_connection(target.path)
+            opening = loop.create_unix_connection(_RedisProtocol, target.path)
         else:
             host, port = address or (target.host, target.port)
-            opening = asyncio.open_connection(host, port, ssl=ssl_context,
-                                              server_hostname=host if ssl_context else None)
-        return await asyncio.wait_for(opening, remaining)
+            opening = loop.create_connection(_RedisProtocol, host, port, ssl=ssl_context,
+                                             server_hostname=host if ssl_context else None)
+        _, protocol = await asyncio.wait_for(opening, remaining)
     except TimeoutError:
         raise RespTimeout("timed out connecting to Redis") from None
     except OSError as exc:
         raise RespError(f"cannot connect to Redis ({exc.strerror or type(exc).__name__})") \
             from None
+    return protocol
 
 
 class AsyncRespPool:
@@ -123,13 +224,15 @@ class AsyncRespPool:
         # Sentinel discovery stays resp.py's blocking code: it runs only when a new
         # connection is needed, in the server's small executor, never on the loop.
         self._executor = executor
-        self._idle: list[_Conn] = []
+        self._idle: list[_RedisProtocol] = []
 
-    async def hgetall_many(self, keys: list[str], deadline: float) -> list[dict[str, str]]:
+    async def hgetall_many(self, keys: list[str], deadline: float,
+                           memo: ReplyMemo | None = None) -> Any:
+        """The hashes of `keys`; with a memo, what the memo makes of them instead."""
         if self._idle:
             conn = self._idle.pop()
             try:
-                result = await _pipeline(conn, [], keys, deadline)
+                result = await _pipeline(conn, [], keys, deadline, memo)
             except RespReplyError:
                 _close(conn)  # Redis said no; this connection may hold unread replies
                 self.metrics.redis_error("reply")
@@ -151,7 +254,7 @@ class AsyncRespPool:
             self.metrics.redis_error(metrics.resp_error_kind(exc))
             raise
         try:
-            result = await _pipeline(conn, resp._preamble(self.target), keys, deadline)
+            result = await _pipeline(conn, resp._preamble(self.target), keys, deadline, memo)
         except BaseException as exc:
             _close(conn)
             if isinstance(exc, RespError):
@@ -160,7 +263,7 @@ class AsyncRespPool:
         self._give_back(conn)
         return result
 
-    async def _open(self, deadline: float) -> _Conn:
+    async def _open(self, deadline: float) -> _RedisProtocol:
         target = self.target
         if not target.sentinels:
             return await _connect(target, deadline)
@@ -175,7 +278,7 @@ class AsyncRespPool:
                 continue
         raise RespError(f"no node of service {target.service!r} could be reached")
 
-    def _give_back(self, conn: _Conn) -> None:
+    def _give_back(self, conn: _RedisProtocol) -> None:
         if len(self._idle) < self.max_idle:
             self._idle.append(conn)
         else:
@@ -187,5 +290,5 @@ class AsyncRespPool:
             _close(conn)
 
 
-def _close(conn: _Conn) -> None:
-    conn[1].close()
+def _close(conn: _RedisProtocol) -> None:
+    conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import struct
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +21,8 @@ from tests.harness.procs import free_port, proc_stat, proc_status, stop_popen
 OK_REPLY = b"200 result=1\n"
 # STATUS is the last pair of the decision's EXEC MSet (docs/dialplan-contract.md).
 STATUS_OK_LINE = f'{v.STATUS}={v.STATUS_OK}"'.encode()
+# A stuck server fails the session (EAGAIN, an OSError) instead of hanging the bench.
+_RECV_TIMEOUT = struct.pack("ll", int(CALL_TIMEOUT_S), 0)
 
 
 def agi_request(address: tuple[str, int], script: str, ext: str) -> bytes:
@@ -35,12 +38,17 @@ def fastagi_session(address: tuple[str, int], request: bytes,
     """One FastAGI session as Asterisk runs it: every command gets `200 result=1`.
 
     Deliberately minimal (raw socket, no parsing beyond splitting lines): in the
-    throughput test the client must not be the bottleneck. `marks`, if given, gets the
-    time the first command arrived: the decision is made by then, the rest is protocol.
+    throughput test the client, Python on the same cores, must not be the bottleneck.
+    So no getaddrinfo (the address is numeric) and a kernel receive timeout
+    (SO_RCVTIMEO) instead of socket.settimeout, which polls before every recv and send.
+    `marks`, if given, gets the time the first command arrived: the decision is made
+    by then, the rest is protocol.
     """
-    sock = socket.create_connection(address, timeout=CALL_TIMEOUT_S)
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RECV_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.connect(address)
         sock.sendall(request)
         lines: list[bytes] = []
         buf = b""
@@ -66,12 +74,13 @@ class FastAgiServer:
     ctx: Context
     proc: subprocess.Popen | None = None
     address: tuple[str, int] = ("127.0.0.1", 0)
+    loop: str = "uvloop"  # as deployed with the `fast` extra (the bench venv has it)
 
     def start(self) -> FastAgiServer:
         self.address = ("127.0.0.1", free_port())
         self.proc = start_fastagi(self.ctx.script("callroute-fastagi"), *self.address,
                                   self.ctx.agent_env, self.ctx.workdir / "fastagi.log",
-                                  "--log-level", "WARNING")
+                                  "--log-level", "WARNING", "--loop", self.loop)
         return self
 
     def cpu_seconds(self) -> float:
@@ -124,6 +133,7 @@ def _load_client(address: tuple[str, int], request: bytes, seconds: float,
                  go: Any, results: Any) -> None:
     """One client process of the throughput test: back-to-back sessions until time's up."""
     go.wait()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     latencies: list[float] = []
@@ -142,7 +152,8 @@ def _load_client(address: tuple[str, int], request: bytes, seconds: float,
             errors += 1
             first_error = first_error or "no CALLROUTE_STATUS OK"
         now = end
-    results.put((latencies, errors, first_error, started, now))
+    results.put((latencies, errors, first_error, started, now,
+                 time.process_time() - cpu_started))
 
 
 def fastagi_throughput(server: FastAgiServer, clients: int,
@@ -181,8 +192,11 @@ def fastagi_throughput(server: FastAgiServer, clients: int,
         raise BenchError(f"{errors} FastAGI requests failed under load (first: {first})")
     span = max(o[4] for o in outcomes) - min(o[3] for o in outcomes)
     decisions = len(latencies)
+    client_cpu = sum(outcome[5] for outcome in outcomes)
     return {"clients": clients, "seconds": round(span, 3), "decisions": decisions,
             "decisions_per_s": decisions / span, "latency_ms": asdict(Stats.of(latencies)),
             "server_cpu_s": cpu, "server_cpu_pct": 100 * cpu / wall,
             "server_cpu_us_per_decision": 1e6 * cpu / decisions,
+            # The clients are Python on the same cores: their share bounds decisions/s too.
+            "client_cpu_us_per_decision": 1e6 * client_cpu / decisions,
             "server_memory_kib": server.memory_kib()}

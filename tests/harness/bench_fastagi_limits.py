@@ -201,6 +201,7 @@ def sigterm_stuck(ctx: Context) -> float:
 
 def fastagi_level(ctx: Context) -> SectionReport:
     plan = ctx.plan
+    loadavg = os.getloadavg()
     hgetall = hgetall_floor(ctx)
     server = fa.FastAgiServer(ctx)
     try:
@@ -228,13 +229,16 @@ def fastagi_level(ctx: Context) -> SectionReport:
     for clients, load in loads.items():
         ms = load["latency_ms"]
         rows.append((f"FastAGI, {clients} clients", str(load["decisions"]), f"{ms['p50']:.3f}",
-                     f"{ms['p99']:.3f}", f"{load['decisions_per_s']:.0f} decisions/s, server "
-                     f"{load['server_cpu_us_per_decision']:.0f} us CPU each"))
+                     f"{ms['p99']:.3f}", f"{load['decisions_per_s']:.0f} decisions/s, CPU "
+                     f"each: server {load['server_cpu_us_per_decision']:.0f} us, clients "
+                     f"{load['client_cpu_us_per_decision']:.0f} us"))
     rows.append(("beside the attack", str(lat["n"]), f"{lat['p50']:.3f}", f"{lat['p99']:.3f}",
                  f"{attack['refused']} refused"))
     rows.append(("right after it", str(attack["after_ms"]["n"]),
                  f"{attack['after_ms']['p50']:.3f}", f"{attack['after_ms']['p99']:.3f}", ""))
-    extra = [f"attack: {IDLE} idle + {SLOW} slow-drip + {GARBAGE} garbage connections; "
+    extra = [f"server on {server.loop}; load average before the section "
+             f"{' '.join(f'{x:.2f}' for x in loadavg)}",
+             f"attack: {IDLE} idle + {SLOW} slow-drip + {GARBAGE} garbage connections; "
              f"server peak {attack['peak_threads']} threads, RSS "
              f"{attack['peak_rss_kib'] / 1024:.1f} MiB (idle {attack['idle_rss_kib'] / 1024:.1f}"
              f" MiB); SIGTERM with a stuck client: exited after {exit_s:.2f} s "
@@ -255,5 +259,6 @@ def fastagi_level(ctx: Context) -> SectionReport:
     results = {"round_trips_per_decision": trips, "hgetall_ms": asdict(hgetall),
                "sequential_ms": asdict(sequential), "ratio_p50_to_hgetall": ratio,
                "load": {str(k): val for k, val in loads.items()}, "starvation": attack,
-               "sigterm_stuck_exit_s": exit_s, "pid": os.getpid()}
+               "sigterm_stuck_exit_s": exit_s, "pid": os.getpid(), "loop": server.loop,
+               "loadavg_before": [round(x, 2) for x in loadavg]}
     return SectionReport("fastagi", "FastAGI limits", results, rows, extra, targets)
