@@ -186,7 +186,7 @@ def split_command_lines(data: bytes) -> list[bytes]:
 # `callroute-inbound`: the extension being routed arrives only as the AGI argument.
 INBOUND_CONTEXT = "callroute-inbound"
 INBOUND_EXTENSION = "s"
-INBOUND_PRIORITY = "35"  # of the AGI() line; moves when callroute-inbound does
+INBOUND_PRIORITY = "32"  # of the AGI() line; moves when callroute-inbound does
 CHANNEL = "PJSIP/inbound-00000001"
 CALLER = "+33611111111"  # the e2e caller (tests/harness/calls.py)
 CALLER_NAME = "Caller"
