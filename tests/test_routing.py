@@ -602,6 +602,22 @@ def test_dialplan_clears_every_variable_on_a_second_pass() -> None:
     assert sorted(cleared) == sorted(v.ALL)
 
 
+def test_the_agent_sets_every_leg_variable_the_legs_read_and_nothing_else() -> None:
+    """callroute-external and callroute-confirm read CALLROUTE_LEG_* on channels created
+    from the caller's: each one they read and don't set themselves must be one the agent
+    sets (v.LEG_ALL) or ORIGIN (set by callroute-external), and the caller's context sets
+    none of them before Dial() (only REASON, before the conditional-forwarding Dial)."""
+    conf = (Path(__file__).resolve().parents[1] / "dialplan" / "callroute.conf").read_text()
+    contexts = dict(re.findall(r"^\[([\w-]+)\]\n(.*?)(?=^\[|\Z)", conf, re.M | re.S))
+    legs = contexts["callroute-external"] + contexts["callroute-confirm"]
+    read = set(re.findall(r"(?<![A-Z_])(CALLROUTE_LEG_[A-Z_]+)(?![A-Z_=])", legs))
+    # Given a value by the legs themselves (clearing one, `NAME=)`, doesn't count).
+    own = set(re.findall(r"(?:Set\(|MSet\(|,)_{0,2}(CALLROUTE_LEG_[A-Z_]+)=(?!\))", legs))
+    assert read - own == {name.lstrip("_") for name in v.LEG_ALL}
+    assert re.findall(r"Set\(_{0,2}(CALLROUTE_LEG_[A-Z_]+)=",
+                      contexts["callroute-inbound"]) == ["CALLROUTE_LEG_REASON"]
+
+
 def test_templates_come_from_config(config_env: Callable[..., dict[str, str]]) -> None:
     config = load(config_env(trunk_dial="SIP/trunk/{number}", default_device="SIP/{ext}"))
     assert decide("42", {}, {}, config).dial == "SIP/42"
