@@ -80,10 +80,9 @@ class Route:
     def variables(self) -> list[tuple[str, str]]:
         """The (name, value) pairs the agent sets, in v.ALL's order: STATUS last.
 
-        Only the non-empty ones: each SET VARIABLE is a round trip to Asterisk, and most
-        of the 20 are empty in a typical decision. A variable left out reads empty,
-        because callroute-inbound clears them all on a channel that has already been
-        through it once.
+        Only the non-empty ones of v.ALL (a variable left out reads empty, because
+        callroute-inbound clears them all on a channel that has already been through it
+        once), then, for a decision with an external leg, every one of v.LEG_ALL.
         """
         values = {
             v.MODE: self.mode,
@@ -107,7 +106,21 @@ class Route:
             v.LANGUAGE: self.language,
             v.STATUS: self.status,
         }
-        return [(name, values[name]) for name in v.ALL if values[name]]
+        pairs = [(name, values[name]) for name in v.ALL if values[name] and name != v.STATUS]
+        if any(leg.outside for leg in (*self.legs, *self.next_legs)):
+            pairs += self._leg_variables()
+        pairs.append((v.STATUS, self.status))
+        return pairs
+
+    def _leg_variables(self) -> list[tuple[str, str]]:
+        """What the external legs inherit (v.LEG_ALL, all of them, empty ones too): set
+        here, in the one MSet, instead of by one dialplan priority each on every call."""
+        reason = v.REASON_UNCONDITIONAL if self.mode == v.MODE_FORWARD else v.REASON_FOLLOW_ME
+        return [(v.LEG_TRUNK, self.trunk), (v.LEG_CONFIRM, "1" if self.confirm else ""),
+                (v.LEG_CALLERID, self.callerid), (v.LEG_CALLERID_RETRY, self.callerid_retry),
+                (v.LEG_DIVERSION, self.diversion), (v.LEG_TRIES, self.ask_tries),
+                (v.LEG_TIMEOUT, self.ask_timeout), (v.LEG_PROMPT, self.ask_prompt),
+                (v.LEG_LANGUAGE, self.language), (v.LEG_REASON, reason)]
 
     def __repr__(self) -> str:
         return f"Route({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"

@@ -35,12 +35,36 @@ FORWARDING = "CALLROUTE_FORWARDING"
 # empty leaves the channel's own language (docs/language.md).
 LANGUAGE = "CALLROUTE_LANGUAGE"
 
-# The order in which the agent sets them (only the non-empty ones). STATUS goes last,
-# so a dialplan that sees a STATUS knows every other variable of the same decision is
-# in place.
+# The order in which the agent sets them (only the non-empty ones; the LEG_ALL ones
+# go just before STATUS). STATUS goes last, so a dialplan that sees a STATUS knows
+# every other variable of the same decision is in place.
 ALL = (MODE, DIAL, TARGET, CONFIRM, CALLERID, DIVERSION, MAILBOX, TRUNK, REASON, RINGTIME,
        NEXT_DIAL, NEXT_ON, DESKS, ASK_TRIES, ASK_TIMEOUT, ASK_PROMPT, CALLERID_RETRY,
        FORWARDING, LANGUAGE, STATUS)
+
+# What each external leg (context callroute-external, a Local channel created by the
+# caller's Dial) reads: set by the agent in the same MSet, with the `__` prefix so that
+# every channel created from the caller's (Local legs, and theirs) inherits them. Sent
+# only for a decision that dials an external leg (in DIAL or NEXT_DIAL), and then all
+# of them, empty ones included: a hop leg's channel inherits the previous extension's
+# values, and its own decision must replace every one.
+LEG_TRUNK = "__CALLROUTE_LEG_TRUNK"
+LEG_CONFIRM = "__CALLROUTE_LEG_CONFIRM"
+LEG_CALLERID = "__CALLROUTE_LEG_CALLERID"
+LEG_CALLERID_RETRY = "__CALLROUTE_LEG_CALLERID_RETRY"
+LEG_DIVERSION = "__CALLROUTE_LEG_DIVERSION"
+LEG_TRIES = "__CALLROUTE_LEG_TRIES"
+LEG_TIMEOUT = "__CALLROUTE_LEG_TIMEOUT"
+LEG_PROMPT = "__CALLROUTE_LEG_PROMPT"
+LEG_LANGUAGE = "__CALLROUTE_LEG_LANGUAGE"
+# Why the leg is called: REDIRECTING(reason) on it (Diversion reason).
+LEG_REASON = "__CALLROUTE_LEG_REASON"
+LEG_ALL = (LEG_TRUNK, LEG_CONFIRM, LEG_CALLERID, LEG_CALLERID_RETRY, LEG_DIVERSION,
+           LEG_TRIES, LEG_TIMEOUT, LEG_PROMPT, LEG_LANGUAGE, LEG_REASON)
+# Every name the agent may set, in the order it sets them.
+SENT = (*ALL[:-1], *LEG_ALL, STATUS)
+REASON_FOLLOW_ME = "follow_me"  # RING: the extension's external devices ring with it
+REASON_UNCONDITIONAL = "cfu"  # FORWARD: forwarded always
 
 STATUS_OK = "OK"
 STATUS_FALLBACK = "FALLBACK"

@@ -186,7 +186,7 @@ def split_command_lines(data: bytes) -> list[bytes]:
 # `callroute-inbound`: the extension being routed arrives only as the AGI argument.
 INBOUND_CONTEXT = "callroute-inbound"
 INBOUND_EXTENSION = "s"
-INBOUND_PRIORITY = "35"  # of the AGI() line; moves when callroute-inbound does
+INBOUND_PRIORITY = "32"  # of the AGI() line; moves when callroute-inbound does
 CHANNEL = "PJSIP/inbound-00000001"
 CALLER = "+33611111111"  # the e2e caller (tests/harness/calls.py)
 CALLER_NAME = "Caller"
@@ -271,9 +271,14 @@ class AgiRun:
         return set_pairs(self.commands)
 
     def variables(self) -> dict[str, str]:
-        """Every CALLROUTE_* variable as the dialplan then reads it: one never set is
-        empty (the agent sends only non-empty ones)."""
-        return {name: "" for name in v.ALL} | dict(self.set_variables())
+        """Every decision variable (v.ALL) as callroute-inbound then reads it: one never
+        set is empty (the agent sends only non-empty ones)."""
+        return {name: "" for name in v.ALL} | {
+            name: value for name, value in self.set_variables() if name in v.ALL}
+
+    def leg_variables(self) -> dict[str, str]:
+        """The inherited __CALLROUTE_LEG_* variables set (none without an external leg)."""
+        return {name: value for name, value in self.set_variables() if name in v.LEG_ALL}
 
     def verbs(self) -> list[str]:
         """The first word(s) of every command: 'SET VARIABLE', 'EXEC MSet', 'VERBOSE'..."""

@@ -52,7 +52,7 @@ def assert_clean(run: AgiRun, *, verbose: bool) -> None:
     assert run.returncode == 0
     assert run.stderr == ""
     names = [name for name, _ in run.set_variables()]
-    assert names == [name for name in v.ALL if name in names]  # in order, each once
+    assert names == [name for name in v.SENT if name in names]  # in order, each once
     assert names[-1] == v.STATUS
     # One round trip sets them all (docs/dialplan-contract.md).
     assert run.verbs() == ["EXEC MSet"] + (["VERBOSE"] if verbose else [])
@@ -84,6 +84,11 @@ def test_forward_on(office: redis.Redis, run_cli: Callable, fake_asterisk: Fake)
         mode=v.MODE_FORWARD, dial=leg(MOBILE, True), target=MOBILE, confirm="1",
         callerid=COMPANY_NUMBER, diversion=DID, mailbox="1001@default", trunk=TRUNK,
         forwarding="1", status=v.STATUS_OK)
+    # What the external leg inherits, in the same MSet.
+    assert run.leg_variables() == {
+        v.LEG_TRUNK: TRUNK, v.LEG_CONFIRM: "1", v.LEG_CALLERID: COMPANY_NUMBER,
+        v.LEG_CALLERID_RETRY: "", v.LEG_DIVERSION: DID, v.LEG_TRIES: "", v.LEG_TIMEOUT: "",
+        v.LEG_PROMPT: "", v.LEG_LANGUAGE: "", v.LEG_REASON: v.REASON_UNCONDITIONAL}
 
 
 def test_forward_on_original_caller_id_no_keypress(office: redis.Redis, run_cli: Callable,
@@ -106,12 +111,14 @@ def test_forward_off_rings_devices_and_external_phone(office: redis.Redis, run_c
     assert run.variables() == every_variable(
         mode=v.MODE_RING, dial=f"PJSIP/1001&PJSIP/1001b&{leg(MOBILE_2, True)}", confirm="1",
         diversion=DID, mailbox="1001@default", trunk=TRUNK, status=v.STATUS_OK)
+    assert run.leg_variables()[v.LEG_REASON] == v.REASON_FOLLOW_ME
 
 
 def test_unknown_extension_rings_default_device(redis_client: redis.Redis,
                                                 fake_asterisk: Fake) -> None:
     run = fake_asterisk().run("2002")
     assert_clean(run, verbose=False)
+    assert run.leg_variables() == {}  # no external leg: nothing to inherit
     assert run.variables() == every_variable(
         mode=v.MODE_RING, dial="PJSIP/2002", mailbox="2002@default",
         reason="unknown extension", status=v.STATUS_OK)

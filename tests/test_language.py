@@ -98,6 +98,8 @@ def test_the_language_does_not_change_the_rest_of_the_decision(fr_config: Config
     plain = dict(decide(EXT, FORWARD, {}, fr_config).variables())
     french = dict(decide(EXT, FORWARD, {"language": "fr"}, fr_config).variables())
     assert french.pop(v.LANGUAGE) == "fr"
+    # ... and the external leg inherits it (the forward target is one).
+    assert (french.pop(v.LEG_LANGUAGE), plain.pop(v.LEG_LANGUAGE)) == ("fr", "")
     assert french == plain
 
 
@@ -207,4 +209,5 @@ def test_the_dialplan_checks_the_same_codes_and_applies_them_where_documented() 
     for context, variable in (("callroute-confirm", "CALLROUTE_LEG_LANGUAGE"),
                               ("callroute-voicemail", "CALLROUTE_LANGUAGE")):
         assert f"Gosub(callroute-language,s,1(${{{variable}}}))" in contexts[context]
-    assert "Set(__CALLROUTE_LEG_LANGUAGE=${CALLROUTE_LANGUAGE})" in contexts["callroute-inbound"]
+    # The agent sets CALLROUTE_LEG_LANGUAGE itself (inherited: v.LEG_LANGUAGE).
+    assert v.LEG_LANGUAGE == "__CALLROUTE_LEG_LANGUAGE"

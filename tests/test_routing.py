@@ -66,7 +66,22 @@ def expect(*, mode: str, dial: str = "", target: str = "", confirm: str = "",
             v.NEXT_ON: next_on, v.DESKS: desks, v.ASK_TRIES: ask_tries,
             v.ASK_TIMEOUT: ask_timeout, v.ASK_PROMPT: ask_prompt,
             v.CALLERID_RETRY: callerid_retry, v.FORWARDING: forwarding, v.STATUS: status}
-    return {name: value for name, value in every.items() if value}
+    sent = {name: value for name, value in every.items() if value}
+    if "@callroute-external/" in dial + next_dial:
+        sent |= inherited(every)
+    return sent
+
+
+def inherited(decision: dict[str, str]) -> dict[str, str]:
+    """What a decision with an external leg also sends for the legs to inherit: every
+    one of v.LEG_ALL, the empty ones too."""
+    return {v.LEG_TRUNK: decision[v.TRUNK], v.LEG_CONFIRM: decision[v.CONFIRM],
+            v.LEG_CALLERID: decision[v.CALLERID],
+            v.LEG_CALLERID_RETRY: decision[v.CALLERID_RETRY],
+            v.LEG_DIVERSION: decision[v.DIVERSION], v.LEG_TRIES: decision[v.ASK_TRIES],
+            v.LEG_TIMEOUT: decision[v.ASK_TIMEOUT], v.LEG_PROMPT: decision[v.ASK_PROMPT],
+            v.LEG_LANGUAGE: decision.get(v.LANGUAGE, ""),
+            v.LEG_REASON: "cfu" if decision[v.MODE] == v.MODE_FORWARD else "follow_me"}
 
 
 def forward(target: str = MOBILE, **extra: str) -> dict[str, str]:
@@ -569,10 +584,11 @@ def test_corrupt_confirm_setting_is_ignored(field: str, value: str, fr_config: C
 def test_only_non_empty_variables_are_set_in_order_status_last(fr_config: Config) -> None:
     pairs = decide(EXT, forward(), COMPANY, fr_config).variables()
     names = [name for name, _ in pairs]
-    assert names == [name for name in v.ALL if name in names]
+    assert names == [name for name in v.SENT if name in names]
     assert names[-1] == v.STATUS
-    assert all(value for _, value in pairs)
+    assert all(value for name, value in pairs if name not in v.LEG_ALL)
     assert {v.MODE, v.DIAL, v.TARGET, v.MAILBOX, v.TRUNK, v.FORWARDING} <= set(names)
+    assert set(v.LEG_ALL) <= set(names)  # the target is an external leg
     assert v.NEXT_DIAL not in names and v.CONFIRM not in names
 
 
@@ -580,10 +596,26 @@ def test_dialplan_clears_every_variable_on_a_second_pass() -> None:
     """The agent leaves empty variables unset, so the dialplan's second-pass clear must
     name every one of them (a variable added to v.ALL and not cleared would leak)."""
     conf = (Path(__file__).resolve().parents[1] / "dialplan" / "callroute.conf").read_text()
-    block = conf.split('GotoIf($["${CALLROUTE_PASSED}" = ""]?first-pass)', 1)[1]
+    block = conf.split('(valid),GotoIf($["${CALLROUTE_PASSED}" = ""]?first-pass)', 1)[1]
     block = block.split("(first-pass)", 1)[0]
     cleared = re.findall(r"Set\((CALLROUTE_[A-Z_]+)=\)", block)
     assert sorted(cleared) == sorted(v.ALL)
+
+
+def test_the_agent_sets_every_leg_variable_the_legs_read_and_nothing_else() -> None:
+    """callroute-external and callroute-confirm read CALLROUTE_LEG_* on channels created
+    from the caller's: each one they read and don't set themselves must be one the agent
+    sets (v.LEG_ALL) or ORIGIN (set by callroute-external), and the caller's context sets
+    none of them before Dial() (only REASON, before the conditional-forwarding Dial)."""
+    conf = (Path(__file__).resolve().parents[1] / "dialplan" / "callroute.conf").read_text()
+    contexts = dict(re.findall(r"^\[([\w-]+)\]\n(.*?)(?=^\[|\Z)", conf, re.M | re.S))
+    legs = contexts["callroute-external"] + contexts["callroute-confirm"]
+    read = set(re.findall(r"(?<![A-Z_])(CALLROUTE_LEG_[A-Z_]+)(?![A-Z_=])", legs))
+    # Given a value by the legs themselves (clearing one, `NAME=)`, doesn't count).
+    own = set(re.findall(r"(?:Set\(|MSet\(|,)_{0,2}(CALLROUTE_LEG_[A-Z_]+)=(?!\))", legs))
+    assert read - own == {name.lstrip("_") for name in v.LEG_ALL}
+    assert re.findall(r"Set\(_{0,2}(CALLROUTE_LEG_[A-Z_]+)=",
+                      contexts["callroute-inbound"]) == ["CALLROUTE_LEG_REASON"]
 
 
 def test_templates_come_from_config(config_env: Callable[..., dict[str, str]]) -> None:

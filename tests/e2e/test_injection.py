@@ -7,7 +7,8 @@ what the peers received and what Asterisk executed:
 - no desk phone but 1001 rings, and the call is not lost (1001 answers);
 - the PBX holds no channel afterwards (the autouse fixture checks);
 - Asterisk's log for this call (AGI debug on) shows that the agent sent only
-  `EXEC MSet` setting `CALLROUTE_*` variables, `SET VARIABLE CALLROUTE_*` and `VERBOSE`
+  `EXEC MSet` setting `CALLROUTE_*` (and inherited `__CALLROUTE_LEG_*`) variables,
+  `SET VARIABLE CALLROUTE_*` and `VERBOSE`
   commands, each one line and in sync with Asterisk's replies (no other EXEC, no
   other application), and that every Dial() it ran has only allowed legs
   (PJSIP/1001, or Local/<allowed E.164>@callroute-external/n and its trunk leg) and
@@ -148,9 +149,11 @@ def assert_agent_spoke_clean_agi(traced: Traced, status: str) -> None:
     assert commands, f"the agent sent no AGI command\n{traced.describe()}"
     for command in commands:
         assert _SAFE_COMMAND.fullmatch(command), f"AGI command {command!r}\n{traced.describe()}"
-    # What the MSets set, as Asterisk's MSet splits them: CALLROUTE_* names only.
+    # What the MSets set, as Asterisk's MSet splits them: CALLROUTE_* names only (the
+    # ones the external legs inherit: __CALLROUTE_LEG_*).
     sets = dict(set_pairs([parse_args(command) for command in commands]))
-    assert sets and all(name.startswith("CALLROUTE_") for name in sets), traced.describe()
+    assert sets and all(name.startswith(("CALLROUTE_", "__CALLROUTE_LEG_"))
+                        for name in sets), traced.describe()
     # Asterisk logs each line it sends the agent on its own "[date] VERBOSE" line: a
     # bare line right after one is a newline Asterisk sent inside a value.
     assert not _AGI_TX_SPLIT.search(log), f"a line broke the AGI stream\n{traced.describe()}"

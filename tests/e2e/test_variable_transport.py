@@ -1,7 +1,7 @@
 """The decision's variable transport (one EXEC MSet, docs/dialplan-contract.md) on the
 real Asterisk 22, in both AGI modes: every hostile value arrives exactly as sent
-(minus control characters, which the agent never sends), and no value can set a
-variable of its own.
+(minus control characters, which the agent never sends), under a plain name and
+under an inherited `__` name, and no value can set a variable of its own.
 
 The probe channel is `Local/600@from-phones` (answers and waits) with the AGI on its
 other half: for FastAGI, this test's own server at agi://127.0.0.1:PORT/probe; for
@@ -49,8 +49,11 @@ def expected(value: str) -> str:
 
 
 def pairs() -> list[tuple[str, str]]:
-    return [(f"CALLROUTE_T_{key.upper().replace('-', '_')}", value)
-            for key, value in HOSTILE.items()]
+    """Each hostile value twice: as a plain variable, and as an inherited one (`__`
+    prefix, as the agent sets what the external legs read)."""
+    plain = [(f"CALLROUTE_T_{key.upper().replace('-', '_')}", value)
+             for key, value in HOSTILE.items()]
+    return plain + [(f"__{name}_INHERITED", value) for name, value in plain]
 
 
 class _SocketSession(AgiSession):

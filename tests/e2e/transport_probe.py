@@ -26,7 +26,8 @@ def probe(session: AgiSession, pairs: list[tuple[str, str]], extra: list[str]) -
     session.set_variables(pairs)
     held: dict[str, str | None] = {}
     for name in [name for name, _ in pairs] + extra:
-        reply = session._exchange(f"GET VARIABLE {name}").rstrip("\n")
+        # An inherited variable (`__NAME`) is read by its bare name, as the dialplan does.
+        reply = session._exchange(f"GET VARIABLE {name.lstrip('_')}").rstrip("\n")
         if parse_result(reply) != "1":
             held[name] = None
             continue

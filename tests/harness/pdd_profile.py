@@ -1,6 +1,7 @@
 """Where the PBX-level post-dial delay goes: `python -m tests.harness.pdd_profile`.
 
-Runs the bench's SIPp load (tests/harness/bench_pbx.py) at 20 calls/s through the
+Runs the bench's SIPp load (tests/harness/bench_pbx.py) at 20 calls/s (--rate,
+--calls, --modes: `--rate 100 --calls 6000` is the 60 s sustained run) through the
 test PBX, static Dial and FastAGI, then reads Asterisk's own log (ms timestamps,
 verbose 3: one `Executing [...]` line per priority) per call: the first priority, the
 AGI() priority and the one after it, the Dial() and the callee's "is ringing".
@@ -18,6 +19,8 @@ priority costs time itself, so these are upper bounds. Needs the PBX lock.
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import statistics
 import sys
@@ -66,10 +69,17 @@ def breakdown(log: str) -> dict[str, list[float]]:
     return phases
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.pdd_profile",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=20, help="calls per second (20)")
+    parser.add_argument("--calls", type=int, default=200, help="calls per mode (200)")
+    parser.add_argument("--modes", default="static,fastagi",
+                        help="comma-separated, from static, fastagi, process")
+    args = parser.parse_args(argv)
     plan = bench.Plan.make(False, 4, None)
     venv = bench.ensure_bench_venv()
-    calls = 200
+    calls, rate = args.calls, args.rate
     with tempfile.TemporaryDirectory(prefix="callroute-pdd-") as tmp, \
             RedisServer(Path(tmp) / "redis") as redis_server:
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
@@ -78,16 +88,19 @@ def main() -> int:
         ctx = bench.Context(plan, venv, redis_server.url, env, Path(tmp))
         pbx_bench = PbxBench(ctx)
         try:
-            for mode in ("static", "fastagi"):
+            for mode in args.modes.split(","):
                 pbx_bench.warm_up(mode, 10)
                 log_file = pbx_bench.pbx.log_file
                 start = log_file.stat().st_size
-                run = pbx_bench.run(mode, 20, calls)
+                load = os.getloadavg()[0]
+                run = pbx_bench.run(mode, rate, calls)
                 with log_file.open("rb") as handle:
                     handle.seek(start)
                     text = handle.read().decode("utf-8", "replace")
-                print(f"\n{mode}: {calls} calls at 20/s, SIPp PDD p50 {run.p50:.2f} ms "
-                      f"p99 {run.p99:.2f} ms, failed {run.failed}")
+                print(f"\n{mode}: {calls} calls at {rate}/s, SIPp PDD p50 {run.p50:.2f} ms "
+                      f"p99 {run.p99:.2f} ms, failed {run.failed}, desk failed "
+                      f"{run.desk_failed}, leaked {run.leaked}, wall {run.wall_s:.1f} s, "
+                      f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
                 for phase, values in breakdown(text).items():
                     if values:
                         print(f"  {phase:<28} p50 {statistics.median(values):7.2f}  "
