@@ -88,6 +88,8 @@ def test_forwarding_turned_on_through_the_web_api_forwards_the_next_call(stack, 
     assert result.carrier_numbers() == [WEB_TARGET], result.describe()
     assert not result.rang("desk 1001"), result.describe()
     assert result.connected_to("carrier"), result.describe()
+    print(f"\ncall to 1001 after the API change: carrier dialled {result.carrier_numbers()}, "
+          f"desk rang: {result.rang('desk 1001')}")
     logs = stack.compose("logs", WEB_SERVICE)
     assert "PATCH /api/v1/extensions/1001/forwarding" in logs, logs  # the access log
     assert password not in logs and token not in logs
