@@ -23,7 +23,10 @@ _KEYS = {
     "prefix": ("CALLROUTE_PREFIX", "callroute:"),
     "voicemail_context": ("CALLROUTE_VOICEMAIL_CONTEXT", "default"),
     "audit_max": ("CALLROUTE_AUDIT_MAX", "100000"),
+    # callroute-fastagi and callroute-web; their --log-format wins (agi/logfmt.py).
+    "log_format": ("CALLROUTE_LOG_FORMAT", "text"),
 }
+LOG_FORMATS = ("text", "json")
 _MAX_TIMEOUT_MS = 10_000
 # Bounds of the audit stream's length (records kept).
 _AUDIT_MAX = (100, 100_000_000)
@@ -49,12 +52,13 @@ class ConfigError(ValueError):
 class Config:
     """Validated settings. Plain class with slots: dataclasses cost ~10 ms to import."""
 
-    __slots__ = ("audit_max", "calling_code", "country", "default_device", "prefix",
-                 "redis_url", "sources", "timeout_ms", "trunk_dial", "voicemail_context")
+    __slots__ = ("audit_max", "calling_code", "country", "default_device", "log_format",
+                 "prefix", "redis_url", "sources", "timeout_ms", "trunk_dial",
+                 "voicemail_context")
 
     def __init__(self, *, redis_url: str, country: str, trunk_dial: str,
                  default_device: str, timeout_ms: int, prefix: str,
-                 voicemail_context: str, audit_max: int,
+                 voicemail_context: str, audit_max: int, log_format: str,
                  sources: dict[str, tuple[str, str]] | None = None):
         self.redis_url = redis_url
         self.country = country
@@ -65,6 +69,7 @@ class Config:
         self.prefix = prefix
         self.voicemail_context = voicemail_context
         self.audit_max = audit_max
+        self.log_format = log_format
         # field -> (FROM_*, where): set by load(); {} for a Config built by hand.
         self.sources = sources or {}
 
@@ -166,9 +171,13 @@ def _validate(values: dict[str, str]) -> Config:
             and _AUDIT_MAX[0] <= int(audit_max) <= _AUDIT_MAX[1]):
         raise ConfigError(f"CALLROUTE_AUDIT_MAX must be a whole number of records from "
                           f"{_AUDIT_MAX[0]} to {_AUDIT_MAX[1]}", "audit_max")
+    log_format = values["log_format"].strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"CALLROUTE_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}",
+                          "log_format")
     return Config(redis_url=url, country=country, trunk_dial=trunk, default_device=device,
                   timeout_ms=timeout_ms, prefix=prefix, voicemail_context=context,
-                  audit_max=int(audit_max))
+                  audit_max=int(audit_max), log_format=log_format)
 
 
 def _has_dial_syntax(text: str) -> bool:

@@ -24,8 +24,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from agi import metrics, sdnotify
-from agi.config import Config, ConfigError, load
+from agi import logfmt, metrics, sdnotify
+from agi.config import LOG_FORMATS, Config, ConfigError, load
 from agi.fastagi_logs import ThrottledLog
 from agi.fastagi_session import Sessions
 from agi.resp import RespError
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="event loop: uvloop if installed (auto), or the one named")
     metrics.add_arguments(parser)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        help="text, or json: one object per line (default: "
+                             "CALLROUTE_LOG_FORMAT or the config file, else text)")
     return parser
 
 
@@ -222,13 +225,12 @@ def raise_fd_limit(wanted: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s callroute-fastagi %(levelname)s %(message)s")
     try:
+        config = load()
+        logfmt.configure(args.log_format or config.log_format, args.log_level)
         if args.max_connections < 1 or min(args.env_timeout, args.session_timeout,
                                            args.drain_timeout) < 0:
             raise ValueError("--max-connections must be >= 1 and timeouts >= 0")
-        config = load()
         host, port = parse_listen(args.listen)
         raise_fd_limit(args.max_connections + 1024)  # room to accept, then shed
         loop = loop_kind(args.loop)

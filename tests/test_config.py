@@ -31,19 +31,19 @@ def test_defaults_with_an_empty_file(empty_ini: Path) -> None:
         "redis_url": "redis://127.0.0.1:6379/0", "country": "FR", "calling_code": "33",
         "trunk_dial": "PJSIP/{number}@carrier", "default_device": "PJSIP/{ext}",
         "timeout_ms": 300, "prefix": "callroute:", "voicemail_context": "default",
-        "audit_max": 100000}
+        "audit_max": 100000, "log_format": "text"}
 
 
 def test_ini_file_values_are_used(tmp_path: Path) -> None:
     ini = write_ini(tmp_path, "[callroute]\nredis_url = redis://db:6380/2\ncountry = us\n"
                               "trunk_dial = SIP/itsp/{number}\ndefault_device = SIP/{ext}\n"
                               "timeout_ms = 150\nprefix = cr:\nvoicemail_context = office\n"
-                              "audit_max = 500\n")
+                              "audit_max = 500\nlog_format = json\n")
     assert snapshot(load({"CALLROUTE_CONFIG": str(ini)})) == {
         "redis_url": "redis://db:6380/2", "country": "US", "calling_code": "1",
         "trunk_dial": "SIP/itsp/{number}", "default_device": "SIP/{ext}",
         "timeout_ms": 150, "prefix": "cr:", "voicemail_context": "office",
-        "audit_max": 500}
+        "audit_max": 500, "log_format": "json"}
 
 
 def test_environment_wins_over_ini(tmp_path: Path) -> None:

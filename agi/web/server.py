@@ -16,8 +16,8 @@ import threading
 import redis
 import uvicorn
 
-from agi import sdnotify
-from agi.config import ConfigError, load
+from agi import logfmt, sdnotify
+from agi.config import LOG_FORMATS, ConfigError, load
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 EXIT_INVALID = 2
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "and X-Forwarded-Proto")
     parser.add_argument("--no-access-log", action="store_true",
                         help="do not log one line per request")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        help="text, or json: one object per line (default: "
+                             "CALLROUTE_LOG_FORMAT or the config file, else text)")
     return parser
 
 
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             raise ValueError(problem)
         config = load()
+        logfmt.configure(args.log_format or config.log_format)
     except (ValueError, ConfigError) as exc:
         print(f"callroute-web: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=args.behind_proxy,
         forwarded_allow_ips="*" if args.behind_proxy else None,
         server_header=False, access_log=not args.no_access_log, log_level="info",
+        log_config=None,  # uvicorn's loggers go through logfmt's handler
         timeout_graceful_shutdown=5, lifespan="off")
     server = _Server(server_config, stopping, app.state.store.client)
     server.run()

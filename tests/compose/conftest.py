@@ -86,7 +86,8 @@ def stack(engine: DockerEngine) -> Iterator[ComposeStack]:
     with timed("redis image"):
         engine.ensure_redis_image()
     compose = ComposeStack(engine, {"CALLROUTE_REDIS_IMAGE": REDIS_IMAGE,
-                                    "CALLROUTE_REDIS_PORT": str(free_port())})
+                                    "CALLROUTE_REDIS_PORT": str(free_port()),
+                                    "CALLROUTE_WEB_PORT": str(free_port())})
     try:
         with timed("up --build"):
             compose.up()

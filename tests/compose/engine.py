@@ -157,7 +157,9 @@ class DockerEngine:
             for child in children:
                 stop_pid(child, timeout=10)
         if self.proc is not None:
-            self.proc.poll()  # reaped by stop_pid; let Popen know
+            # stop_pid returns once the main thread is a zombie; dockerd's other threads
+            # may still be exiting, and until then poll() would say it runs.
+            self.proc.wait(timeout=30)
         self.pidfile.unlink(missing_ok=True)
         # dockerd 20.10 leaves its bind mount of the default netns (exec/netns/default)
         # behind even with --bridge=none: ours, so undone here, deepest first.

@@ -20,8 +20,12 @@ from tests.harness.procs import run
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"
 PROJECT = "callroute"  # `name:` in compose.yml
-LONG_RUNNING = ("redis", "agent", "asterisk")  # each has a healthcheck
+# The `web` service is behind a profile: enabled for every compose command, down and
+# the last-resort cleanup included, so none leaves its container behind.
+PROFILES = "web"
+LONG_RUNNING = ("redis", "agent", "asterisk", "web")  # each has a healthcheck
 SEED_SERVICE = "callroute"  # runs docker/seed.sh once and exits
+WEB_SERVICE = "web"
 
 
 class ComposeStack:
@@ -29,12 +33,15 @@ class ComposeStack:
 
     def __init__(self, engine: DockerEngine, variables: dict[str, str]):
         self.engine = engine
-        self.variables = variables  # CALLROUTE_REDIS_IMAGE, CALLROUTE_REDIS_PORT
+        # CALLROUTE_REDIS_IMAGE, CALLROUTE_REDIS_PORT, CALLROUTE_WEB_PORT
+        self.variables = variables
 
-    def compose(self, *args: str, timeout: float = 120) -> str:
+    def compose(self, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
         argv = ["docker", "compose", "-f", str(COMPOSE_FILE), *args]
-        return run(argv, timeout, " ".join(argv[1:4] + list(args[:1])),
-                   env={**self.engine.env, **self.variables}).stdout
+        env = {**self.engine.env, "COMPOSE_PROFILES": PROFILES, **self.variables}
+        extra = {} if stdin is None else {"input": stdin}
+        return run(argv, timeout, " ".join(argv[1:4] + list(args[:1])), env=env,
+                   **extra).stdout
 
     # ----- lifecycle --------------------------------------------------------
 
@@ -71,10 +78,15 @@ class ComposeStack:
     def stop_service(self, service: str) -> None:
         self.compose("stop", service)
 
-    def cli(self, *args: str) -> str:
-        """The admin CLI in a one-off container of the stack's image, as documented."""
-        return self.compose("run", "--rm", "--no-deps", "--entrypoint", "callroute",
-                            SEED_SERVICE, *args)
+    def cli(self, *args: str, service: str = SEED_SERVICE, stdin: str | None = None) -> str:
+        """The admin CLI in a one-off container of the stack's image, as documented;
+        `stdin` feeds a secret (--password-stdin) without putting it in argv."""
+        return self.compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "callroute",
+                            service, *args, stdin=stdin)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.variables['CALLROUTE_WEB_PORT']}"
 
     # ----- what place_call reads ----------------------------------------------
 

@@ -1,5 +1,6 @@
 """docker/compose.yml as shipped: real SIPp calls through the stack's Asterisk, agent
-and Redis, settings changed with `docker compose run --rm ... callroute`.
+and Redis, settings changed with `docker compose run --rm ... callroute` and through the
+`web` service's HTTP API.
 
 One stack for the module, so the tests use one extension each and the Redis outage
 comes last. What each assertion reads: the SIPp peers' traces, the voicemail spool
@@ -8,11 +9,16 @@ and Asterisk's log in the stack's named volumes.
 
 from __future__ import annotations
 
-from tests.compose.stack import ComposeStack
+import secrets
+
+import httpx
+
+from tests.compose.stack import WEB_SERVICE, ComposeStack
 from tests.harness.calls import carrier, desk
 
 TARGET = "+33612345678"
 MOBILE = "+33698765432"
+WEB_TARGET = "+33687654321"  # typed as a person would: "06 87 65 43 21"
 CALLER = "+33611111111"  # place_call's default caller
 COMPANY = "+33100001000"  # seeded by docker/seed.sh
 VOICEMAIL_HOLD_MS = 16000  # the voicemail prompts (~11 s), then a few seconds of message
@@ -59,6 +65,34 @@ def test_mobile_voicemail_answering_leaves_the_message_in_the_pbx_voicemail(stac
     message = result.new_voicemail[0]
     assert message.is_relative_to(stack.volume("spool")), message
     assert list(message.parent.glob(f"{message.stem}.*[!t]")), "no audio next to the .txt"
+
+
+def test_forwarding_turned_on_through_the_web_api_forwards_the_next_call(stack, call):
+    # 1001 rang its desk with forwarding off (above); an admin created as documented,
+    # with the password on stdin, logs in over HTTP and turns forwarding on.
+    password = secrets.token_urlsafe(18)
+    stack.cli("user", "add", "ops", "--role", "admin", "--password-stdin",
+              service=WEB_SERVICE, stdin=password + "\n")
+    with httpx.Client(base_url=stack.web_url, timeout=10) as api:
+        login = api.post("/api/v1/tokens", auth=("ops", password))
+        assert login.status_code == 201, login.text
+        token = login.json()["token"]
+        api.headers["Authorization"] = f"Bearer {token}"
+        assert api.get("/api/v1/extensions/1001").json()["forward"]["enabled"] is False
+        changed = api.patch("/api/v1/extensions/1001/forwarding",
+                            json={"enabled": True, "target": "06 87 65 43 21",
+                                  "when": "always"})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["forward"]["target"] == WEB_TARGET, changed.text
+    result = call("1001", [desk("1001"), carrier()])
+    assert result.carrier_numbers() == [WEB_TARGET], result.describe()
+    assert not result.rang("desk 1001"), result.describe()
+    assert result.connected_to("carrier"), result.describe()
+    print(f"\ncall to 1001 after the API change: carrier dialled {result.carrier_numbers()}, "
+          f"desk rang: {result.rang('desk 1001')}")
+    logs = stack.compose("logs", WEB_SERVICE)
+    assert "PATCH /api/v1/extensions/1001/forwarding" in logs, logs  # the access log
+    assert password not in logs and token not in logs
 
 
 def test_redis_stopped_still_rings_the_desk(stack, call):

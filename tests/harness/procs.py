@@ -139,10 +139,13 @@ def start_time(pid: int) -> str | None:
 
 def run(args: Sequence[str | os.PathLike[str]], timeout: float, what: str,
         **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """subprocess.run with a hard timeout, and a RuntimeError that shows the output."""
+    """subprocess.run with a hard timeout, and a RuntimeError that shows the output.
+    Stdin is empty unless `input=` gives it (a secret, never in argv)."""
+    if "input" not in kwargs:
+        kwargs["stdin"] = subprocess.DEVNULL
     try:
         proc = subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False, **kwargs)
+                              timeout=timeout, check=False, **kwargs)
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{what}: timed out after {timeout:.0f}s") from exc
     if proc.returncode != 0:
