@@ -59,7 +59,7 @@ def test_sources_name_the_variable_the_file_or_the_default(tmp_path: Path) -> No
     env = {"CALLROUTE_CONFIG": str(ini), "CALLROUTE_TIMEOUT_MS": "500"}
     expected = {key: (config_module.FROM_DEFAULT, "") for key in (
         "redis_url", "trunk_dial", "default_device", "prefix", "voicemail_context",
-        "audit_max")}
+        "audit_max", "log_format")}
     expected["country"] = (config_module.FROM_FILE, str(ini))
     expected["timeout_ms"] = (config_module.FROM_ENVIRONMENT, "CALLROUTE_TIMEOUT_MS")
     assert load(env).sources == expected
