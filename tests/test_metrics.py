@@ -18,6 +18,7 @@ import redis
 
 from agi import variables as v
 from tests.fake_asterisk import agi_session, console_script, variables
+from tests.harness.bench_fastagi import agi_request
 from tests.harness.metrics import promtool, samples, scrape, value
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
@@ -60,25 +61,39 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def fastagi(own_redis: RedisServer, tmp_path: Path,
-            config_env: Callable[..., dict[str, str]]) -> Iterator[FastAgi]:
-    port, metrics_port = free_port(), free_port()
-    log = tmp_path / "fastagi.log"
-    env = {"PATH": "/usr/bin:/bin",
-           **config_env(redis_url=own_redis.url, timeout_ms="1000")}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(console_script("callroute-fastagi")), "--listen", f"127.0.0.1:{port}",
-             "--metrics", f"127.0.0.1:{metrics_port}", "--env-timeout", "0.5",
-             "--loop", "asyncio"], env=env, stdout=out, stderr=out, start_new_session=True)
-    server = FastAgi(proc, port, metrics_port, log)
-    try:
+def start_fastagi(own_redis: RedisServer, tmp_path: Path,
+                  config_env: Callable[..., dict[str, str]]) -> Iterator[Callable[..., FastAgi]]:
+    """callroute-fastagi --metrics on the test's Redis, with these extra options."""
+    started: list[subprocess.Popen] = []
+
+    def start(*extra: str) -> FastAgi:
+        port, metrics_port = free_port(), free_port()
+        log = tmp_path / f"fastagi{len(started)}.log"
+        env = {"PATH": "/usr/bin:/bin",
+               **config_env(redis_url=own_redis.url, timeout_ms="1000")}
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [str(console_script("callroute-fastagi")), "--listen", f"127.0.0.1:{port}",
+                 "--metrics", f"127.0.0.1:{metrics_port}", "--env-timeout", "0.5",
+                 "--loop", "asyncio", *extra], env=env, stdout=out, stderr=out,
+                start_new_session=True)
+        started.append(proc)
+        server = FastAgi(proc, port, metrics_port, log)
         wait_until(lambda: proc.poll() is not None or _answers(server.metrics_url), 15,
                    "callroute-fastagi --metrics")
         assert proc.poll() is None, log.read_text()[-2000:]
-        yield server
+        return server
+
+    try:
+        yield start
     finally:
-        stop_popen(proc)
+        for proc in started:
+            stop_popen(proc)
+
+
+@pytest.fixture
+def fastagi(start_fastagi: Callable[..., FastAgi]) -> FastAgi:
+    return start_fastagi()
 
 
 def route(server: FastAgi, ext: str) -> tuple[str, str]:
@@ -146,6 +161,54 @@ def test_scrape_counts_exactly_the_calls_and_faults_placed(fastagi: FastAgi,
     assert count("callroute_build_info", version="0.1.0") == 1
     check = promtool("check", "metrics", stdin=text)
     assert (check.returncode, check.stdout + check.stderr) == (0, "")
+
+
+def _connect(server: FastAgi, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                    source_address=(source, 0))
+
+
+def _send_request_and_read_the_first_command(server: FastAgi) -> socket.socket:
+    """A call whose environment is complete (so it is busy), left unanswered."""
+    sock = _connect(server)
+    sock.sendall(agi_request(("127.0.0.1", server.port), "route", "1002"))
+    assert sock.recv(65536).startswith(b"EXEC MSet")
+    return sock
+
+
+def test_refusals_and_sheds_are_counted_by_cause(start_fastagi: Callable[..., FastAgi]) -> None:
+    server = start_fastagi("--max-connections", "2", "--session-timeout", "1.5",
+                           "--allow", "127.0.0.3")
+    with _connect(server, "127.0.0.2") as stranger:  # not in --allow: closed at once
+        assert stranger.recv(1) == b""
+    # Two calls in flight fill the cap: a third connection is refused, nothing is shed.
+    stuck = [_send_request_and_read_the_first_command(server) for _ in range(2)]
+    with _connect(server) as third:
+        assert third.recv(1) == b""
+    # ... until both pass their session deadline.
+    for sock in stuck:
+        assert sock.recv(65536) == b""
+        sock.close()
+    # Idle connections at the cap: a third sheds the oldest; the last two time out.
+    idle = [_connect(server) for _ in range(3)]
+    assert idle[0].recv(1) == b""
+    for sock in idle[1:]:
+        assert sock.recv(1) == b""
+        sock.close()
+    idle[0].close()
+    # A caller that hangs up once its variables are sent.
+    _send_request_and_read_the_first_command(server).close()
+    wait_until(lambda: 'callroute_fastagi_shed_total{cause="hangup"} 1.0'
+               in scrape(server.metrics_url), 5, "the hang-up counted")
+    found = samples(scrape(server.metrics_url))
+    assert {cause: value(found, "callroute_fastagi_refused_total", cause=cause)
+            for cause in ("allowlist", "cap", "draining")} == {
+        "allowlist": 1, "cap": 1, "draining": 0}
+    assert {cause: value(found, "callroute_fastagi_shed_total", cause=cause)
+            for cause in ("idle_at_cap", "env_timeout", "session_timeout", "hangup",
+                          "bad_request", "error")} == {
+        "idle_at_cap": 1, "env_timeout": 2, "session_timeout": 2, "hangup": 1,
+        "bad_request": 0, "error": 0}
 
 
 def test_feature_codes_are_counted_by_result(fastagi: FastAgi) -> None:
