@@ -31,6 +31,7 @@ def test_the_page_shows_the_runs_figures_and_names_its_source():
         in page
     assert "| floor | 1.234 |" in page
     assert "| FastAGI p50 <= 5 x HGETALL p50 | 2.345 x | <= 5 x | PASS |" in page
+    assert "Before and after" not in page
     assert "| cores | 2 |" in page and "1:22.10.0~dfsg-1" in page
     assert "`--no-pbx`" in page and "**Note:** shared machine" in page
 
@@ -41,3 +42,12 @@ def test_a_saved_run_is_named_by_date_and_kind_and_regenerates_the_page(tmp_path
     assert json.loads(saved.read_text())["elapsed_s"] == 99.5
     assert "bench/2026-12-03-2cpu-full.json" in page.read_text()
     assert "`--no-pbx`" not in page.read_text()
+
+
+def test_an_earlier_run_gives_each_target_before_and_after():
+    before = a_run()
+    before["targets"][0].update(measured=6.5, passed=False)
+    before["note"] = "before the change"
+    page = render(a_run(), "bench/after.json", before, "bench/before.json")
+    assert "[`bench/before.json`](bench/before.json)" in page and "before the change" in page
+    assert "| FastAGI p50 <= 5 x HGETALL p50 | <= 5 x | 6.500 x | 2.345 x | PASS |" in page

@@ -1,14 +1,16 @@
 """docs/performance.md, generated from a saved `scripts/bench --json` run.
 
 `scripts/bench --save` writes the run to docs/bench/<date>-<kind>.json and calls
-`save_run`; `python -m tests.harness.bench_doc [RUN.json]` regenerates the page from
-a saved run (the newest by default). Every figure on the page comes from that file:
-the tables `scripts/bench` prints, its notes and the targets, each ratio taken
-against a floor measured in the same run.
+`save_run`; `python -m tests.harness.bench_doc [RUN.json] [--before OLD.json]` regenerates
+the page from a saved run (the newest by default), with a before/after table of the
+targets when an earlier run of the same machine is named. Every figure on the page
+comes from those files: the tables `scripts/bench` prints, its notes and the targets,
+each ratio taken against a floor measured in the same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -60,7 +62,31 @@ def _table(rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in escaped[1:])]
 
 
-def render(run: dict[str, Any], source: str) -> str:
+def _measured(target: dict[str, Any]) -> str:
+    return f"{target['measured']:.3f} {target['unit']}"
+
+
+def before_after(before: dict[str, Any], after: dict[str, Any], source: str) -> list[str]:
+    """Each target of the newer run beside the same target in the earlier one: same
+    machine, same harness, so the ratios compare."""
+    earlier = {t["name"]: t for t in before["targets"]}
+    rows = [["target", "limit", "before", "after", "result after"]]
+    for target in after["targets"]:
+        old = earlier.get(target["name"])
+        rows.append([target["name"],
+                     f"{'>=' if target['higher_is_better'] else '<='} {target['limit']:g} "
+                     f"{target['unit']}",
+                     _measured(old) if old else "-", _measured(target),
+                     "PASS" if target["passed"] else "MISS"])
+    return ["## Before and after", "",
+            f"The same targets in an earlier run, [`{source}`]({source}) "
+            f"({before['machine']['date']}, load average before "
+            f"{before['machine'].get('loadavg_before')}): "
+            f"{before.get('note') or 'no note'}.", "", *_table(rows), ""]
+
+
+def render(run: dict[str, Any], source: str, before: dict[str, Any] | None = None,
+           before_source: str = "") -> str:
     info, plan = run["machine"], run["plan"]
     scope = ("decision level only (`--no-pbx`: no test PBX, no SIPp)" if plan.get("no_pbx")
              else "decision level and PBX level")
@@ -97,9 +123,11 @@ def render(run: dict[str, Any], source: str) -> str:
         out += [f"## {table['title']}", "", *_table(table["rows"]), ""]
         if table["notes"]:
             out += ["```", *table["notes"], "```", ""]
-    out += ["## Targets (issue 4)", "",
+    if before is not None:
+        out += before_after(before, run, before_source)
+    out += ["## Targets", "",
             *_table([["target", "measured", "limit", "result"]] + [
-                [t["name"], f"{t['measured']:.3f} {t['unit']}",
+                [t["name"], _measured(t),
                  f"{'>=' if t['higher_is_better'] else '<='} {t['limit']:g} {t['unit']}",
                  "PASS" if t["passed"] else "MISS"] for t in run["targets"]]),
             ""]
@@ -108,16 +136,23 @@ def render(run: dict[str, Any], source: str) -> str:
 
 def main(argv: list[str]) -> int:
     """Regenerate the page from the run named, or the newest saved run."""
-    if argv:
-        path = Path(argv[0]).resolve()
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.bench_doc")
+    parser.add_argument("run", nargs="?", type=Path, help="a saved run (default: newest)")
+    parser.add_argument("--before", type=Path, help="an earlier run, for before/after")
+    args = parser.parse_args(argv)
+    if args.run:
+        path = args.run.resolve()
     else:
         saved = sorted(RUNS.glob("*.json"), key=lambda p: p.stat().st_mtime)
         if not saved:
             print(f"bench_doc: no saved run in {RUNS}", file=sys.stderr)
             return 1
         path = saved[-1]
+    before = json.loads(args.before.read_text()) if args.before else None
+    before_source = (args.before.resolve().relative_to(PAGE.parent).as_posix()
+                     if args.before else "")
     PAGE.write_text(render(json.loads(path.read_text()),
-                           path.relative_to(PAGE.parent).as_posix()))
+                           path.relative_to(PAGE.parent).as_posix(), before, before_source))
     print(f"bench_doc: {PAGE.relative_to(ROOT)} regenerated from {path.name}")
     return 0
 
