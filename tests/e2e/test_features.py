@@ -4,6 +4,10 @@ codes, smarter confirmation, caller ID that carriers accept, and loop safety.
 Like test_calls.py, every assertion is on what a SIPp peer received, how its dialog
 ended, the voicemail spool, Redis (through the CLI), or Asterisk's own log (prompts
 played, device states).
+
+What a feature decides is the same in both AGI modes (one routing.decide, one dialplan;
+the variable transport is tested in both): those tests are `one_agi_mode`. The feature
+codes, whose entry point differs by mode, and the second pass run in both.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def seconds_between(result: CallResult, first: str, then: str) -> float:
 
 # ---- forwarding modes --------------------------------------------------------------
 
+@pytest.mark.one_agi_mode
 def test_forward_when_busy_rings_the_desk_first_then_the_target(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "busy")
     result = call("1001", [desk("1001", "uas_busy"), carrier()])
@@ -51,6 +56,7 @@ def test_forward_when_busy_rings_the_desk_first_then_the_target(cli, call):
     assert result.connected_to("carrier"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_forward_when_busy_does_not_forward_an_answered_call(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "busy")
     result = call("1001", [desk("1001", answer_delay_ms="500"), carrier()])
@@ -58,6 +64,7 @@ def test_forward_when_busy_does_not_forward_an_answered_call(cli, call):
     assert not result.rang("carrier"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_forward_conditions_combine(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "busy,noanswer", "--after", "5")
     busy = call("1001", [desk("1001", "uas_busy"), carrier()])
@@ -65,6 +72,7 @@ def test_forward_conditions_combine(cli, call):
     assert seconds_between(busy, "desk 1001", "carrier") < 2, busy.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_forward_when_noanswer_after_n_seconds(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "noanswer", "--after", "5")
     result = call("1001", [desk("1001", "uas_ring_noanswer"), carrier()])
@@ -73,6 +81,7 @@ def test_forward_when_noanswer_after_n_seconds(cli, call):
     assert result.connected_to("carrier"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_forward_when_offline_only_when_no_phone_is_reachable(cli, call):
     cli("forward", "on", "1001", TARGET, "--when", "offline")
     online = call("1001", [desk("1001", answer_delay_ms="500"), carrier()])
@@ -94,6 +103,7 @@ def test_a_second_pass_forgets_the_previous_decision(call):
 
 # ---- several external devices, each with its own settings ------------------------
 
+@pytest.mark.one_agi_mode
 def test_external_device_delay_and_ring_time(cli, call):
     cli("device", "add", "1001", MOBILE, "--delay", "3", "--ring", "5")
     result = call("1001", [desk("1001", answer_delay_ms="8500"),
@@ -107,6 +117,7 @@ def test_external_device_delay_and_ring_time(cli, call):
     assert result.connected_to("desk 1001"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_keypress_is_per_device(cli, call):
     # The extension doesn't ask for a keypress; this one device does.
     cli("device", "add", "1001", MOBILE, "--require-keypress")
@@ -141,6 +152,7 @@ def phone_line(pbx: TestPBX, tmp_path: Path) -> Iterator[Callable[[str], SippPee
         peer.stop()
 
 
+@pytest.mark.one_agi_mode
 def test_external_devices_stay_silent_while_the_desk_is_on_a_call(cli, call, pbx, phone_line):
     cli("ext", "add", "1001", "--no-externals-during-calls")
     cli("device", "add", "1001", MOBILE)
@@ -205,6 +217,7 @@ def test_feature_code_refuses_a_number_the_cli_refuses(cli, call, pbx):
     assert forward(cli, "1001") == before
 
 
+@pytest.mark.one_agi_mode
 def test_hint_follows_a_cli_change_at_the_next_call(cli, call, pbx):
     cli("forward", "on", "1001", TARGET)
     call("1001", [carrier()])
@@ -213,6 +226,7 @@ def test_hint_follows_a_cli_change_at_the_next_call(cli, call, pbx):
 
 # ---- smarter confirmation -----------------------------------------------------------
 
+@pytest.mark.one_agi_mode
 def test_confirmation_tries_timeout_and_prompt_per_extension(cli, call):
     cli("ext", "add", "1001", "--confirm-tries", "1", "--confirm-timeout", "2",
         "--confirm-prompt", "beep")
@@ -225,6 +239,7 @@ def test_confirmation_tries_timeout_and_prompt_per_extension(cli, call):
     assert not result.connected_to("carrier"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_option_3_reads_the_callers_number_without_using_up_a_try(cli, call):
     # (SIPp replays each digit from its own pcap with the same RTP timestamps, so
     # Asterisk drops a second digit in one call as a repeat: 3 alone, then silence.)
@@ -242,6 +257,7 @@ def test_option_3_reads_the_callers_number_without_using_up_a_try(cli, call):
     assert not result.connected_to("carrier"), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_too_late_is_announced_when_a_desk_phone_took_the_call(cli, call):
     cli("device", "add", "1001", MOBILE, "--require-keypress")
     result = call("1001", [desk("1001", answer_delay_ms="1500"),
@@ -253,6 +269,7 @@ def test_too_late_is_announced_when_a_desk_phone_took_the_call(cli, call):
 
 # ---- caller ID that carriers accept -------------------------------------------------
 
+@pytest.mark.one_agi_mode
 def test_original_fallback_retries_with_the_company_number_on_403(cli, call):
     cli("forward", "on", "1001", TARGET, "--caller-id", "original-fallback")
     result = call("1001", [carrier("uas_reject_foreign_cid", calls=2,
@@ -270,6 +287,7 @@ def test_original_fallback_retries_with_the_company_number_on_403(cli, call):
 
 # ---- loop safety --------------------------------------------------------------------
 
+@pytest.mark.one_agi_mode
 def test_forward_to_another_extensions_did_follows_its_rules(cli, call):
     cli("forward", "on", "1001", DIDS["1002"])
     result = call("1001", [desk("1001"), desk("1002"), carrier()])
@@ -279,6 +297,7 @@ def test_forward_to_another_extensions_did_follows_its_rules(cli, call):
     assert result.caller_answered() and result.caller_hung_up_itself(), result.describe()
 
 
+@pytest.mark.one_agi_mode
 def test_a_forwarding_loop_between_extensions_stops(cli, call):
     cli("forward", "on", "1001", DIDS["1002"])
     cli("forward", "on", "1002", DIDS["1001"])
