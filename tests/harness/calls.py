@@ -215,3 +215,42 @@ def _greeting(log: str) -> str | None:
     if not found:
         return None
     return "busy" if "b" in found[-1] else "unavailable"
+
+
+
+def answer_stray_cancels(ports: list[int], wait_s: float = 4.5) -> int:
+    """Answer, on callees' ports, the CANCELs Asterisk still retransmits after a call.
+
+    When two legs answer at once, the PBX's CANCEL can cross the losing phone's 200 OK;
+    SIPp then aborts that leg without answering the CANCEL, and Asterisk retransmits it
+    (0.5, 1, 2, 4 s, ... for 32 s) to the same port, where the next test's phone would
+    take it for a call of its own. One 200 OK ends the retransmissions. Returns how
+    many CANCELs were answered.
+    """
+    import select
+    import socket
+
+    socks = []
+    for port in ports:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", port))
+        socks.append(sock)
+    answered = 0
+    deadline = time.monotonic() + wait_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(socks, [], [], left)
+            for sock in ready:
+                data, peer = sock.recvfrom(65536)
+                lines = data.decode("utf-8", "replace").split("\r\n")
+                if not lines[0].startswith("CANCEL "):
+                    continue
+                copied = [line for line in lines if line.split(":", 1)[0].lower() in
+                          ("via", "from", "to", "call-id", "cseq")]
+                reply = "\r\n".join(["SIP/2.0 200 OK", *copied, "Content-Length: 0", "", ""])
+                sock.sendto(reply.encode(), peer)
+                answered += 1
+    finally:
+        for sock in socks:
+            sock.close()
+    return answered
