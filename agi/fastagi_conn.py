@@ -18,6 +18,7 @@ from agi.protocol import (
     AgiSession,
     ChannelHungUp,
     ReplyAssembler,
+    command_line,
     parse_env_line,
 )
 
@@ -39,8 +40,8 @@ class AgiConnection(asyncio.Protocol):
     `on_open(conn)` runs when the connection is made (the server checks the allowlist
     and the cap there, and starts the session's task)."""
 
-    __slots__ = ("_buf", "_closed", "_timer", "_waiter", "env", "expired", "max_line",
-                 "on_open", "peer", "task", "transport")
+    __slots__ = ("_buf", "_closed", "_scan", "_sep", "_timer", "_waiter", "env", "expired",
+                 "max_line", "on_open", "peer", "task", "transport")
 
     def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None]) -> None:
         self.max_line = max_line
@@ -52,6 +53,9 @@ class AgiConnection(asyncio.Protocol):
         self._buf = bytearray()  # appended in place: a peer's many small writes stay linear
         self._closed: Exception | None = None
         self._waiter: asyncio.Future | None = None
+        # What the waiter waits for, and where in _buf to look for it next.
+        self._sep = b"\n"
+        self._scan = 0
         self._timer: asyncio.TimerHandle | None = None
         self.expired = False  # the task was cancelled by its deadline
 
@@ -87,8 +91,14 @@ class AgiConnection(asyncio.Protocol):
             # Nothing legitimate is this long unread: stop buffering, fail the reader.
             self._fail(BadRequest("line or environment over the size limit"))
             self.close()
-        elif self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        elif (waiter := self._waiter) is not None and not waiter.done():
+            # Wake the reader only once its separator is in: Asterisk writes the
+            # environment a line at a time, and a task step per line costs more than
+            # the rest of the session.
+            if self._buf.find(self._sep, self._scan) >= 0:
+                waiter.set_result(None)
+            else:
+                self._scan = max(0, len(self._buf) - len(self._sep) + 1)
 
     def eof_received(self) -> bool:
         # Half-open: reads fail once the buffer is used up, but the answer still goes out.
@@ -123,7 +133,25 @@ class AgiConnection(asyncio.Protocol):
     async def exchange(self, command: str | bytes) -> str:
         """Send one command line (bytes end with their newline); Asterisk's reply (first
         line, a 520 text drained)."""
-        self.send(command.encode() + b"\n" if isinstance(command, str) else command)
+        self.send(command_line(command) if isinstance(command, str) else command)
+        return await self._reply()
+
+    async def finish(self, commands: list[bytes]) -> list[str]:
+        """Send the session's last command lines and, with them, the end of our side
+        (FIN); then Asterisk's replies, one per line.
+
+        Asterisk runs each line, answers it, then reads the end of input and ends AGI()
+        at once: the dialplan goes on without waiting for this process to wake up, read
+        the answer and close (a wake-up less on every call's post-dial delay). Lines
+        sent together all run, so only the last of a session's lines go this way."""
+        self.send(b"".join(commands))
+        try:
+            self.transport.write_eof()  # type: ignore[union-attr]  (send() checked it)
+        except (OSError, RuntimeError) as exc:
+            raise ChannelHungUp(str(exc)) from None
+        return [await self._reply() for _ in commands]
+
+    async def _reply(self) -> str:
         reply = ReplyAssembler()
         while True:
             raw = await self._read_until(b"\n")
@@ -146,7 +174,8 @@ class AgiConnection(asyncio.Protocol):
         while (end := self._buf.find(separator, start)) < 0:
             if (closed := self._closed) is not None:
                 raise type(closed)(str(closed))  # a new one: see _pipeline_hgetall
-            start = max(0, len(self._buf) - len(separator) + 1)
+            start = self._scan = max(0, len(self._buf) - len(separator) + 1)
+            self._sep = separator
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from agi import routing, service
 from agi.config import Config
 from agi.guard import is_extension
-from agi.protocol import set_variables_commands, verbose_command
+from agi.protocol import command_line, set_variables_commands, verbose_command
 from agi.resp import RespError, RespTimeout
 from agi.resp_async import AsyncRespPool, ReplyMemo
 from agi.schema import company_key, ext_key
@@ -36,10 +36,9 @@ class Decision:
 
     def __init__(self, ext: str, route: routing.Route) -> None:
         self.route = route
-        self.commands = tuple(command.encode() + b"\n"
-                              for command in set_variables_commands(route.variables()))
+        self.commands = tuple(map(command_line, set_variables_commands(route.variables())))
         line = service.route_log_line(ext, route)
-        self.log_line = None if line is None else verbose_command(line, 1).encode() + b"\n"
+        self.log_line = None if line is None else command_line(verbose_command(line, 1))
 
 
 class DecisionCache:

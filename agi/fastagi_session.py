@@ -26,6 +26,7 @@ from agi.protocol import (
     AgiProtocolError,
     ChannelHungUp,
     check_exec_result,
+    command_line,
     parse_result,
     set_variable_command,
     verbose_command,
@@ -38,7 +39,7 @@ SCRIPT_ROUTE = "route"
 SCRIPT_HEALTH = "health"
 SCRIPT_FEATURE = "feature"
 HEALTH_VARIABLE = "CALLROUTE_HEALTH"
-_HEALTH_COMMAND = set_variable_command(HEALTH_VARIABLE, "OK")
+_HEALTH_COMMAND = command_line(set_variable_command(HEALTH_VARIABLE, "OK"))
 MAX_VERDICTS = 1024
 
 
@@ -138,7 +139,7 @@ class Sessions:
         if script == SCRIPT_ROUTE:
             await self._route(conn, env)
         elif script == SCRIPT_HEALTH:
-            parse_result(await conn.exchange(_HEALTH_COMMAND))
+            parse_result((await conn.finish([_HEALTH_COMMAND]))[0])
         elif script == SCRIPT_FEATURE:
             loop = asyncio.get_running_loop()
             session = BridgedSession(conn, loop, time.monotonic() + self.session_timeout)
@@ -146,21 +147,32 @@ class Sessions:
                 self.executor, handle_feature, session, [], self.config))
         else:
             line = f"callroute: unknown FastAGI script {script[:40]!r}"
-            parse_result(await conn.exchange(verbose_command(line, 1)))
+            parse_result((await conn.finish([command_line(verbose_command(line, 1))]))[0])
 
     async def _route(self, conn: AgiConnection, env: dict[str, str]) -> None:
-        """service.handle_route on the loop: the same decision and commands."""
+        """service.handle_route on the loop: the same decision and commands, the last
+        MSet sent with the VERBOSE line (if any) and the end of the session."""
         started = time.perf_counter()
         ext = service.request_extension(env, [])
         decision = await decide(self.pool, self.decisions, ext)
         self.metrics.decision(decision.route, time.perf_counter() - started)
-        try:
-            for command in decision.commands:
-                check_exec_result(parse_result(await conn.exchange(command)))
-            if decision.log_line is not None:
-                parse_result(await conn.exchange(decision.log_line))
-        except AgiProtocolError as exc:
-            line = f"callroute: Asterisk refused a command: {exc}"
-            parse_result(await conn.exchange(verbose_command(line, 1)))
-            return
         self.outages.record(decision.route)
+        *first, last = decision.commands
+        try:
+            for command in first:
+                check_exec_result(parse_result(await conn.exchange(command)))
+        except AgiProtocolError as exc:  # the rest of the decision must not run alone
+            line = f"callroute: Asterisk refused a command: {exc}"
+            parse_result((await conn.finish([command_line(verbose_command(line, 1))]))[0])
+            return
+        tail = [last] if decision.log_line is None else [last, decision.log_line]
+        replies = await conn.finish(tail)
+        refused = []
+        for reply in replies:
+            try:
+                check_exec_result(parse_result(reply))
+            except AgiProtocolError as exc:
+                refused.append(str(exc))
+        if refused:  # too late for Asterisk's log (our side is closed): in ours
+            self.refusals.warning("command", f"Asterisk refused {len(refused)} of "
+                                  f"{len(replies)} commands: {refused[0]}")

@@ -115,6 +115,11 @@ def _mset_command(pairs: list[str]) -> str:
     return 'EXEC MSet "' + data.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def command_line(command: str) -> bytes:
+    """A command as sent on the wire: the newline ends it."""
+    return command.encode() + b"\n"
+
+
 def parse_result(line: str) -> str:
     """The `result=` value of a 200 reply; raise on hang-up or error replies."""
     line = line.strip()

@@ -185,7 +185,10 @@ def test_refusals_and_sheds_are_counted_by_cause(start_fastagi: Callable[..., Fa
     stuck = [_send_request_and_read_the_first_command(server) for _ in range(2)]
     with _connect(server) as third:
         assert third.recv(1) == b""
-    # ... until both pass their session deadline.
+    # ... until both pass their session deadline (the server ended its side with the
+    # command; it waits for the answer until then).
+    wait_until(lambda: 'callroute_fastagi_shed_total{cause="session_timeout"} 2.0'
+               in scrape(server.metrics_url), 5, "the unanswered calls dropped")
     for sock in stuck:
         assert sock.recv(65536) == b""
         sock.close()
