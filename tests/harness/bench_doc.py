@@ -31,7 +31,9 @@ HOW = """\
 - **PBX level**: a SIPp caller places calls at a fixed rate into the real test PBX
   (Asterisk 22 from Debian sid); a SIPp desk phone answers. Post-dial delay (PDD) is
   the caller's INVITE sent to its 180 received, from SIPp's message trace. The floor
-  is a static `Dial(PJSIP/1001)` with no AGI on the same PBX, in the same run.
+  is a static `Dial(PJSIP/1001)` with no AGI on the same PBX, in the same run; the
+  target's ratio is taken with both callers running at the same time, so floor and
+  FastAGI see the same machine.
 - Ratios to a floor measured in the same run survive a change of machine; absolute
   times don't. Compare runs by their ratios.
 """
