@@ -12,6 +12,7 @@ checks there is no cycle):
   PIDs and state file; seeding: the demo data; pbx: `TestPBX`, the PBX's lifecycle.
 - calls (one scripted e2e call) and load (streams of calls) drive the PBX; demo,
   testpbx, faults and soak are the scripts built on them.
-- bench (the CLI) over bench_decision (bench_agi, bench_fastagi) and bench_pbx, all on
+- bench (the CLI) over bench_decision (bench_agi, bench_fastagi) and bench_pbx (its
+  figures and targets in bench_pbx_report), all on
   bench_common; bench_doc turns a saved run into docs/performance.md.
 """
