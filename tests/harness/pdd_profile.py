@@ -15,11 +15,17 @@ Per call that splits the dialplan's part of the PDD into:
 and the rest of the SIPp-measured PDD (INVITE to 180 at the caller) is outside the
 dialplan: SIP parsing, channel creation, the 180 relayed back. Logging every
 priority costs time itself, so these are upper bounds. Needs the PBX lock.
+
+`--wire` also records the loopback traffic of each run (tests/harness/wire_phases.py)
+and splits every call at the packets it sends, to the microsecond: the INVITE, the
+AGI connection, the environment, the Redis read, the MSet, Asterisk's reply, the end
+of AGI(), the desk phone's INVITE and 180, the caller's 180.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -28,8 +34,10 @@ import tempfile
 from pathlib import Path
 
 from tests.harness import bench
-from tests.harness.bench_pbx import PbxBench
+from tests.harness.bench_pbx import CALLER_PORT, DESK_PORT, PbxBench
+from tests.harness.pbx import FASTAGI_PORT, SIP_PORT
 from tests.harness.redis_server import RedisServer
+from tests.harness.wire_phases import LoopbackCapture, call_phases
 
 _LINE = re.compile(r"^\[(?P<ts>[\d-]+ [\d:.]+)\] VERBOSE\[\d+\]\[(?P<call>C-[0-9a-f]+)\] "
                    r"(?P<text>.*)$", re.MULTILINE)
@@ -69,6 +77,13 @@ def breakdown(log: str) -> dict[str, list[float]]:
     return phases
 
 
+def _print(phases: dict[str, list[float]], digits: int = 2) -> None:
+    for phase, values in phases.items():
+        if values:
+            print(f"  {phase:<30} p50 {statistics.median(values):7.{digits}f}  "
+                  f"mean {statistics.fmean(values):7.{digits}f}  (n={len(values)})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.pdd_profile",
                                      description=__doc__.split("\n")[0])
@@ -76,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200, help="calls per mode (200)")
     parser.add_argument("--modes", default="static,fastagi",
                         help="comma-separated, from static, fastagi, process")
+    parser.add_argument("--wire", action="store_true",
+                        help="also split each call at its loopback packets (us)")
     args = parser.parse_args(argv)
     plan = bench.Plan.make(False, 4, None)
     venv = bench.ensure_bench_venv()
@@ -93,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                 log_file = pbx_bench.pbx.log_file
                 start = log_file.stat().st_size
                 load = os.getloadavg()[0]
-                run = pbx_bench.run(mode, rate, calls)
+                with contextlib.ExitStack() as stack:
+                    capture = stack.enter_context(LoopbackCapture()) if args.wire else None
+                    run = pbx_bench.run(mode, rate, calls)
                 with log_file.open("rb") as handle:
                     handle.seek(start)
                     text = handle.read().decode("utf-8", "replace")
@@ -101,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"p99 {run.p99:.2f} ms, failed {run.failed}, desk failed "
                       f"{run.desk_failed}, leaked {run.leaked}, wall {run.wall_s:.1f} s, "
                       f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}")
-                for phase, values in breakdown(text).items():
-                    if values:
-                        print(f"  {phase:<28} p50 {statistics.median(values):7.2f}  "
-                              f"mean {statistics.fmean(values):7.2f}  (n={len(values)})")
+                _print(breakdown(text))
+                if capture is not None:
+                    print("  on the wire:")
+                    _print(call_phases(capture.packets, sip=SIP_PORT, caller=CALLER_PORT,
+                                       desk=DESK_PORT, fastagi=FASTAGI_PORT), 3)
         finally:
             pbx_bench.down()
     return 0
