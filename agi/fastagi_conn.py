@@ -136,9 +136,9 @@ class AgiConnection(asyncio.Protocol):
         self.send(command_line(command) if isinstance(command, str) else command)
         return await self._reply()
 
-    async def finish(self, commands: list[bytes]) -> list[str]:
+    def send_last(self, commands: list[bytes]) -> None:
         """Send the session's last command lines and, with them, the end of our side
-        (FIN); then Asterisk's replies, one per line.
+        (FIN); `replies` then reads Asterisk's answers.
 
         Asterisk runs each line, answers it, then reads the end of input and ends AGI()
         at once: the dialplan goes on without waiting for this process to wake up, read
@@ -149,7 +149,14 @@ class AgiConnection(asyncio.Protocol):
             self.transport.write_eof()  # type: ignore[union-attr]  (send() checked it)
         except (OSError, RuntimeError) as exc:
             raise ChannelHungUp(str(exc)) from None
-        return [await self._reply() for _ in commands]
+
+    async def replies(self, count: int) -> list[str]:
+        return [await self._reply() for _ in range(count)]
+
+    async def finish(self, commands: list[bytes]) -> list[str]:
+        """send_last, then the replies."""
+        self.send_last(commands)
+        return await self.replies(len(commands))
 
     async def _reply(self) -> str:
         reply = ReplyAssembler()

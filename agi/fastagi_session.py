@@ -155,18 +155,21 @@ class Sessions:
         started = time.perf_counter()
         ext = service.request_extension(env, [])
         decision = await decide(self.pool, self.decisions, ext)
-        self.metrics.decision(decision.route, time.perf_counter() - started)
-        self.outages.record(decision.route)
+        elapsed = time.perf_counter() - started
         *first, last = decision.commands
+        tail = [last] if decision.log_line is None else [last, decision.log_line]
         try:
             for command in first:
                 check_exec_result(parse_result(await conn.exchange(command)))
+            conn.send_last(tail)
         except AgiProtocolError as exc:  # the rest of the decision must not run alone
             line = f"callroute: Asterisk refused a command: {exc}"
             parse_result((await conn.finish([command_line(verbose_command(line, 1))]))[0])
             return
-        tail = [last] if decision.log_line is None else [last, decision.log_line]
-        replies = await conn.finish(tail)
+        finally:  # counted whatever became of the commands, once the call's are out
+            self.metrics.decision(decision.route, elapsed)
+            self.outages.record(decision.route)
+        replies = await conn.replies(len(tail))
         refused = []
         for reply in replies:
             try:
