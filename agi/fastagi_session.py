@@ -156,6 +156,9 @@ class Sessions:
         ext = service.request_extension(env, [])
         decision = await decide(self.pool, self.decisions, ext)
         elapsed = time.perf_counter() - started
+        # Logged before the answer goes out: once a call has its answer, the log says
+        # why it fell back (OutageLog writes only when the state changes).
+        self.outages.record(decision.route)
         *first, last = decision.commands
         tail = [last] if decision.log_line is None else [last, decision.log_line]
         try:
@@ -168,7 +171,6 @@ class Sessions:
             return
         finally:  # counted whatever became of the commands, once the call's are out
             self.metrics.decision(decision.route, elapsed)
-            self.outages.record(decision.route)
         replies = await conn.replies(len(tail))
         refused = []
         for reply in replies:
