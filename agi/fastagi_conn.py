@@ -153,10 +153,10 @@ class AgiConnection(asyncio.Protocol):
     async def replies(self, count: int) -> list[str]:
         return [await self._reply() for _ in range(count)]
 
-    async def finish(self, commands: list[bytes]) -> list[str]:
-        """send_last, then the replies."""
-        self.send_last(commands)
-        return await self.replies(len(commands))
+    async def finish(self, command: bytes) -> str:
+        """One command as the session's last line (send_last); Asterisk's reply."""
+        self.send_last([command])
+        return await self._reply()
 
     async def _reply(self) -> str:
         reply = ReplyAssembler()

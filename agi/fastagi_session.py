@@ -139,7 +139,7 @@ class Sessions:
         if script == SCRIPT_ROUTE:
             await self._route(conn, env)
         elif script == SCRIPT_HEALTH:
-            parse_result((await conn.finish([_HEALTH_COMMAND]))[0])
+            parse_result(await conn.finish(_HEALTH_COMMAND))
         elif script == SCRIPT_FEATURE:
             loop = asyncio.get_running_loop()
             session = BridgedSession(conn, loop, time.monotonic() + self.session_timeout)
@@ -147,7 +147,7 @@ class Sessions:
                 self.executor, handle_feature, session, [], self.config))
         else:
             line = f"callroute: unknown FastAGI script {script[:40]!r}"
-            parse_result((await conn.finish([command_line(verbose_command(line, 1))]))[0])
+            parse_result(await conn.finish(command_line(verbose_command(line, 1))))
 
     async def _route(self, conn: AgiConnection, env: dict[str, str]) -> None:
         """service.handle_route on the loop: the same decision and commands, the last
@@ -167,7 +167,7 @@ class Sessions:
             conn.send_last(tail)
         except AgiProtocolError as exc:  # the rest of the decision must not run alone
             line = f"callroute: Asterisk refused a command: {exc}"
-            parse_result((await conn.finish([command_line(verbose_command(line, 1))]))[0])
+            parse_result(await conn.finish(command_line(verbose_command(line, 1))))
             return
         finally:  # counted whatever became of the commands, once the call's are out
             self.metrics.decision(decision.route, elapsed)

@@ -143,11 +143,11 @@ class PbxBench:
             desk.stop()
         own, children = ast1[0] - ast0[0], ast1[1] - ast0[1]
         agent = agent1[0] - agent0[0]
-        every = calls * len(modes)
+        every, span = calls * len(modes), max(wall, 1e-9)
         cpu = {"asterisk_s": own, "asterisk_children_s": children, "fastagi_s": agent,
-               "asterisk_pct": 100 * own / max(wall, 1e-9),
-               "asterisk_children_pct": 100 * children / max(wall, 1e-9),
-               "fastagi_pct": 100 * agent / max(wall, 1e-9),
+               "asterisk_pct": 100 * own / span,
+               "asterisk_children_pct": 100 * children / span,
+               "fastagi_pct": 100 * agent / span,
                "asterisk_ms_per_call": 1000 * own / every}
         for result, caller in zip(results, callers, strict=True):
             mode = result.mode
