@@ -84,6 +84,17 @@ def _print(phases: dict[str, list[float]], digits: int = 2) -> None:
                   f"mean {statistics.fmean(values):7.{digits}f}  (n={len(values)})")
 
 
+def _pairs(pbx_bench: PbxBench, count: int, rate: int, calls: int) -> None:
+    """The run-to-run spread of the bench's same-time ratio, which one run can't show."""
+    pbx_bench.warm_up("fastagi", 10)
+    for _ in range(count):
+        static, fastagi = pbx_bench.run_together(("static", "fastagi"), rate, calls)
+        print(f"same time, {calls} calls each at {rate}/s: static p50 {static.p50:.2f} ms, "
+              f"FastAGI p50 {fastagi.p50:.2f} ms, ratio {fastagi.p50 / static.p50:.3f}, "
+              f"difference {fastagi.p50 - static.p50:.2f} ms, failed "
+              f"{static.failed + fastagi.failed}, leaked {fastagi.leaked}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.pdd_profile",
                                      description=__doc__.split("\n")[0])
@@ -93,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated, from static, fastagi, process")
     parser.add_argument("--wire", action="store_true",
                         help="also split each call at its loopback packets (us)")
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="instead: N runs of static and FastAGI at the same time "
+                             "(scripts/bench's target pair), each with its PDD ratio")
     args = parser.parse_args(argv)
     plan = bench.Plan.make(False, 4, None)
     venv = bench.ensure_bench_venv()
@@ -105,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = bench.Context(plan, venv, redis_server.url, env, Path(tmp))
         pbx_bench = PbxBench(ctx)
         try:
+            if args.pairs:
+                _pairs(pbx_bench, args.pairs, rate, calls)
+                return 0
             for mode in args.modes.split(","):
                 pbx_bench.warm_up(mode, 10)
                 log_file = pbx_bench.pbx.log_file
