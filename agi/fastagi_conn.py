@@ -21,6 +21,7 @@ from agi.protocol import (
     command_line,
     parse_env_line,
 )
+from agi.resp_async import Sent
 
 # Asterisk's AGI environment is about 25 short lines (~1.5 KB); anything far beyond is
 # hostile. It is read in one piece, up to the blank line that ends it.
@@ -28,6 +29,10 @@ MAX_ENV_LINES = 128
 END_OF_ENV = b"\n\n"
 # The most a connection buffers unread: the whole environment must fit in it.
 MAX_ENV_BYTES = 64 * 1024
+# Asterisk's FastAGI sends `agi_network: yes`, then the script line: looked for in the
+# first bytes only (a whole line of a legal length), so it costs a peer nothing more.
+SCRIPT_LINE = b"\nagi_network_script:"
+SCRIPT_WITHIN = 2048
 
 
 class BadRequest(Exception):
@@ -40,14 +45,20 @@ class AgiConnection(asyncio.Protocol):
     `on_open(conn)` runs when the connection is made (the server checks the allowlist
     and the cap there, and starts the session's task)."""
 
-    __slots__ = ("_buf", "_closed", "_scan", "_sep", "_timer", "_waiter", "env", "expired",
-                 "max_line", "on_open", "peer", "task", "transport")
+    __slots__ = ("_buf", "_closed", "_scan", "_sep", "_timer", "_waiter", "early", "env",
+                 "expired", "max_line", "on_open", "on_script", "peer", "task", "transport")
 
-    def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None]) -> None:
+    def __init__(self, max_line: int, on_open: Callable[[AgiConnection], None],
+                 on_script: Callable[[AgiConnection, str], None] | None = None) -> None:
         self.max_line = max_line
         self.on_open = on_open
+        # Told the script's name (agi_network_script, the environment's second line) as
+        # soon as it is in, long before the rest; None once told or given up.
+        self.on_script = on_script
         self.env: dict[str, str] = {}
         self.task: asyncio.Task | None = None
+        # What the server started on the script line: (extension, its Redis read).
+        self.early: tuple[str, Sent] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer: tuple | None = None
         self._buf = bytearray()  # appended in place: a peer's many small writes stay linear
@@ -87,6 +98,8 @@ class AgiConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
+        if self.on_script is not None:
+            self._find_script()
         if len(self._buf) > MAX_ENV_BYTES:
             # Nothing legitimate is this long unread: stop buffering, fail the reader.
             self._fail(BadRequest("line or environment over the size limit"))
@@ -99,6 +112,17 @@ class AgiConnection(asyncio.Protocol):
                 waiter.set_result(None)
             else:
                 self._scan = max(0, len(self._buf) - len(self._sep) + 1)
+
+    def _find_script(self) -> None:
+        buf = self._buf
+        start = buf.find(SCRIPT_LINE)
+        if start >= 0 and (end := buf.find(b"\n", start + 1)) >= 0:
+            on_script, self.on_script = self.on_script, None
+            value = buf[start + len(SCRIPT_LINE):end].decode("utf-8", "replace").strip()
+            on_script(self, value)  # type: ignore[misc]
+            return
+        if len(buf) > SCRIPT_WITHIN or buf.find(END_OF_ENV) >= 0:
+            self.on_script = None  # not where FastAGI puts it: the session reads it later
 
     def eof_received(self) -> bool:
         # Half-open: reads fail once the buffer is used up, but the answer still goes out.

@@ -20,7 +20,7 @@ from agi.config import Config
 from agi.guard import is_extension
 from agi.protocol import command_line, set_variables_commands, verbose_command
 from agi.resp import RespError, RespTimeout
-from agi.resp_async import AsyncRespPool, ReplyMemo
+from agi.resp_async import AsyncRespPool, ReplyMemo, Sent
 from agi.schema import company_key, ext_key
 
 # Bounds of the memo: entries, and the size of one reply worth keeping (a typical
@@ -84,15 +84,27 @@ class _Memo(ReplyMemo):
         return self.cache.make(self.ext, raw, hashes)
 
 
-async def decide(pool: AsyncRespPool, cache: DecisionCache, ext: str) -> Decision:
-    """service.compute_route, with the Redis read on the loop."""
+def _keys(config: Config, ext: str) -> list[str]:
+    return [ext_key(config.prefix, ext), company_key(config.prefix)]
+
+
+def read_early(pool: AsyncRespPool, cache: DecisionCache, ext: str) -> Sent | None:
+    """Send the Redis read of `ext`'s decision now (see pool.send_early); `decide`
+    with the Sent reads its reply. Only a valid extension is read."""
+    return pool.send_early(_keys(cache.config, ext)) if is_extension(ext) else None
+
+
+async def decide(pool: AsyncRespPool, cache: DecisionCache, ext: str,
+                 sent: Sent | None = None) -> Decision:
+    """service.compute_route, with the Redis read on the loop (already sent, if `sent`
+    is read_early's for this extension)."""
     config = cache.config
     if not is_extension(ext):
         return Decision(ext, routing.invalid_extension(ext))
     deadline = time.monotonic() + config.timeout_ms / 1000
-    keys = [ext_key(config.prefix, ext), company_key(config.prefix)]
     try:
-        return await pool.hgetall_many(keys, deadline, _Memo(cache, ext))
+        return await pool.hgetall_many(_keys(config, ext), deadline, _Memo(cache, ext),
+                                       sent)
     except RespError as exc:
         return Decision(ext, routing.fallback(ext, config, f"store: {exc}",
                                               isinstance(exc, RespTimeout)))

@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from agi import metrics, service
 from agi.config import Config
 from agi.fastagi_conn import AgiConnection, BadRequest, BridgedSession, ConnectionTable
-from agi.fastagi_decide import DecisionCache, decide
+from agi.fastagi_decide import Decision, DecisionCache, decide, read_early
 from agi.fastagi_logs import OutageLog, ThrottledLog
 from agi.features import handle_feature
 from agi.protocol import (
@@ -69,7 +69,7 @@ class Sessions:
 
     def protocol(self) -> AgiConnection:
         """The protocol factory of the listening socket."""
-        return AgiConnection(self.max_line, self._open)
+        return AgiConnection(self.max_line, self._open, self._script_named)
 
     # -- admission ----------------------------------------------------------------------
 
@@ -102,6 +102,17 @@ class Sessions:
         else:
             conn.task = asyncio.get_running_loop().create_task(self._session(conn))
 
+    def _script_named(self, conn: AgiConnection, script: str) -> None:
+        """`route/<extension>` (docs/dialplan-contract.md): send its Redis read now,
+        while Asterisk still writes the rest of the environment (for longer than the
+        read takes). Nothing is decided before the environment is complete, and the
+        call's extension is still agi_arg_1: _decision reads this reply only if they
+        are the same."""
+        name, hint = script_parts(script)
+        if name == SCRIPT_ROUTE and not self.closing and (
+                sent := read_early(self.pool, self.decisions, hint)) is not None:
+            conn.early = (hint, sent)
+
     def _shed(self, open_now: int) -> None:
         self.refusals.warning("shed", "closed the oldest idle FastAGI connection: "
                               f"{open_now} connections open")
@@ -133,9 +144,11 @@ class Sessions:
             conn.cancel_deadline()
             self.table.remove(conn)
             conn.close()
+            if conn.early is not None:  # the request never got as far as its decision
+                self.pool.discard(conn.early[1])
 
     async def _dispatch(self, conn: AgiConnection, env: dict[str, str]) -> None:
-        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        script, _ = script_parts(env.get("agi_network_script", ""))
         if script == SCRIPT_ROUTE:
             await self._route(conn, env)
         elif script == SCRIPT_HEALTH:
@@ -153,8 +166,7 @@ class Sessions:
         """service.handle_route on the loop: the same decision and commands, the last
         MSet sent with the VERBOSE line (if any) and the end of the session."""
         started = time.perf_counter()
-        ext = service.request_extension(env, [])
-        decision = await decide(self.pool, self.decisions, ext)
+        decision = await self._decision(conn, service.request_extension(env, []))
         elapsed = time.perf_counter() - started
         # Logged before the answer goes out: once a call has its answer, the log says
         # why it fell back (OutageLog writes only when the state changes).
@@ -181,3 +193,20 @@ class Sessions:
         if refused:  # too late for Asterisk's log (our side is closed): in ours
             self.refusals.warning("command", f"Asterisk refused {len(refused)} of "
                                   f"{len(replies)} commands: {refused[0]}")
+
+    async def _decision(self, conn: AgiConnection, ext: str) -> Decision:
+        sent = None
+        if (early := conn.early) is not None:
+            conn.early = None
+            hint, sent = early
+            if hint != ext:  # a dialplan that named another extension: agi_arg_1 decides
+                self.pool.discard(sent)
+                sent = None
+        return await decide(self.pool, self.decisions, ext, sent)
+
+
+def script_parts(script: str) -> tuple[str, str]:
+    """agi_network_script -> (script name, the rest of its path): `route/1001?x` is
+    ("route", "1001"); a query string or slashes around it change nothing."""
+    name, _, rest = script.split("?", 1)[0].strip("/").partition("/")
+    return name, rest

@@ -25,6 +25,8 @@ from agi.resp import RedisTarget, RespError, RespReplyError, RespTimeout
 
 # The same bound and wording as the blocking reader's.
 MAX_REPLY_BYTES = resp.MAX_REPLY_BYTES
+# How long a discarded early read's reply is waited for before its connection goes.
+RECLAIM_S = 1.0
 
 
 class _NeedMore(Exception):
@@ -158,17 +160,25 @@ def _request(preamble: list[bytes], keys: list[str]) -> bytes:
     return request
 
 
-async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str],
-                    deadline: float, memo: ReplyMemo | None = None) -> Any:
-    request = _request(preamble, keys)
-    loop = asyncio.get_running_loop()
+def _send(conn: _RedisProtocol, preamble: list[bytes], keys: list[str]) -> None:
     conn.buf.clear()
     transport = conn.transport
     if conn.closed is not None or transport is None or transport.is_closing():
         raise RespError("Redis closed the connection")  # while it was idle in the pool
-    transport.write(request)
+    transport.write(_request(preamble, keys))
+
+
+async def _pipeline(conn: _RedisProtocol, preamble: list[bytes], keys: list[str],
+                    deadline: float, memo: ReplyMemo | None = None,
+                    sent: bool = False) -> Any:
+    if not sent:
+        _send(conn, preamble, keys)
+    loop = asyncio.get_running_loop()
+    wait = not conn.buf  # a request sent early may have its reply in already
     while True:
-        await conn.more(loop, deadline)
+        if wait:
+            await conn.more(loop, deadline)
+        wait = True
         received = bytes(conn.buf)
         if memo is not None and not preamble and (known := memo.known(received)) is not None:
             conn.buf.clear()
@@ -213,6 +223,16 @@ async def _connect(target: RedisTarget, deadline: float,
     return protocol
 
 
+class Sent:
+    """A request written on a pooled connection whose reply is not read yet."""
+
+    __slots__ = ("conn", "keys")
+
+    def __init__(self, conn: _RedisProtocol, keys: list[str]) -> None:
+        self.conn = conn
+        self.keys = keys
+
+
 class AsyncRespPool:
     """Idle Redis connections of the event loop; each call borrows one."""
 
@@ -225,14 +245,54 @@ class AsyncRespPool:
         # connection is needed, in the server's small executor, never on the loop.
         self._executor = executor
         self._idle: list[_RedisProtocol] = []
+        self._reclaiming: set[asyncio.Task] = set()
+
+    def send_early(self, keys: list[str]) -> Sent | None:
+        """Write the request for `keys` now, on an idle connection (None if there is
+        none, or it is dead), without waiting: the reply is read by passing the Sent
+        to hgetall_many with the same keys, or dropped with `discard`."""
+        if not self._idle:
+            return None
+        conn = self._idle.pop()
+        try:
+            _send(conn, [], keys)
+        except RespError:
+            _close(conn)
+            return None
+        return Sent(conn, keys)
+
+    def discard(self, sent: Sent) -> None:
+        """A request sent early whose reply nobody will read: the reply is read in the
+        background and the connection comes back to the pool (a peer that sends a
+        script line and goes away must not cost a real call a new connection)."""
+        task = asyncio.get_running_loop().create_task(self._reclaim(sent))
+        self._reclaiming.add(task)
+        task.add_done_callback(self._reclaiming.discard)
+
+    async def _reclaim(self, sent: Sent) -> None:
+        try:
+            await _pipeline(sent.conn, [], sent.keys, time.monotonic() + RECLAIM_S,
+                            sent=True)
+        except RespError:
+            _close(sent.conn)
+        except BaseException:  # cancelled as the server stops
+            _close(sent.conn)
+            raise
+        else:
+            self._give_back(sent.conn)
 
     async def hgetall_many(self, keys: list[str], deadline: float,
-                           memo: ReplyMemo | None = None) -> Any:
-        """The hashes of `keys`; with a memo, what the memo makes of them instead."""
-        if self._idle:
-            conn = self._idle.pop()
+                           memo: ReplyMemo | None = None, sent: Sent | None = None) -> Any:
+        """The hashes of `keys`; with a memo, what the memo makes of them instead. With
+        `sent` (send_early's, for these keys), the request is already out: only its
+        reply is read."""
+        if sent is not None and sent.keys != keys:
+            self.discard(sent)
+            sent = None
+        if sent is not None or self._idle:
+            conn = sent.conn if sent is not None else self._idle.pop()
             try:
-                result = await _pipeline(conn, [], keys, deadline, memo)
+                result = await _pipeline(conn, [], keys, deadline, memo, sent is not None)
             except RespReplyError:
                 _close(conn)  # Redis said no; this connection may hold unread replies
                 self.metrics.redis_error("reply")

@@ -238,12 +238,17 @@ def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001
         stream = sock.makefile("rwb")
         stream.write(fastagi_request(port, script, args))
         stream.flush()
-        commands = []
-        while line := stream.readline():
-            commands.append(parse_args(line.decode().rstrip("\n")))
-            stream.write(b"200 result=1\n")
-            stream.flush()
-        return commands
+        return answer_all(stream)
+
+
+def answer_all(stream: IO[bytes]) -> list[list[str]]:
+    """Every command until the agent closes, each parsed and answered 200."""
+    commands = []
+    while line := stream.readline():
+        commands.append(parse_args(line.decode().rstrip("\n")))
+        stream.write(b"200 result=1\n")
+        stream.flush()
+    return commands
 
 
 def command_words(command: str) -> list[str]:

@@ -63,8 +63,9 @@ def test_the_fake_asterisk_sends_what_a_real_call_sends(pbx: TestPBX, call, agi_
     mode = pbx.status()["agi"]
     if mode == "fastagi":
         request = real["agi_request"]
-        assert re.fullmatch(r"agi://127\.0\.0\.1:\d+/route", request), request
-        fake = agi_environment(request, ["1001"], dnid="1001", network_script="route")
+        # The extension in the script's path too (docs/dialplan-contract.md).
+        assert re.fullmatch(r"agi://127\.0\.0\.1:\d+/route/1001", request), request
+        fake = agi_environment(request, ["1001"], dnid="1001", network_script="route/1001")
     else:
         request = real["agi_request"]
         assert request.endswith("/callroute-agi"), request
