@@ -218,14 +218,17 @@ def _greeting(log: str) -> str | None:
 
 
 
-def answer_stray_cancels(ports: list[int], wait_s: float = 4.5) -> int:
-    """Answer, on callees' ports, the CANCELs Asterisk still retransmits after a call.
+def answer_strays(ports: list[int], wait_s: float = 4.5) -> int:
+    """Answer, on callees' ports, the CANCELs and BYEs Asterisk still retransmits
+    after a call.
 
-    When two legs answer at once, the PBX's CANCEL can cross the losing phone's 200 OK;
-    SIPp then aborts that leg without answering the CANCEL, and Asterisk retransmits it
-    (0.5, 1, 2, 4 s, ... for 32 s) to the same port, where the next test's phone would
-    take it for a call of its own. One 200 OK ends the retransmissions. Returns how
-    many CANCELs were answered.
+    When two legs answer at once, the PBX's CANCEL can cross the losing phone's 200 OK.
+    The PBX then also ACKs that 200 and hangs the leg up with a BYE. The losing SIPp
+    phone may already have ended (or aborted), so neither request gets an answer and
+    Asterisk retransmits both (0.5, 1, 2, 4, 4, ... s, for 32 s) to the same port,
+    where a later test's phone takes the BYE for a call of its own and fails. One
+    200 OK ends each transaction; retransmissions are never more than 4 s apart, so
+    `wait_s` of 4.5 s sees every one that is pending. Returns how many were answered.
     """
     import select
     import socket
@@ -243,7 +246,7 @@ def answer_stray_cancels(ports: list[int], wait_s: float = 4.5) -> int:
             for sock in ready:
                 data, peer = sock.recvfrom(65536)
                 lines = data.decode("utf-8", "replace").split("\r\n")
-                if not lines[0].startswith("CANCEL "):
+                if not lines[0].startswith(("CANCEL ", "BYE ")):
                     continue
                 copied = [line for line in lines if line.split(":", 1)[0].lower() in
                           ("via", "from", "to", "call-id", "cseq")]
