@@ -98,7 +98,26 @@ def log_in(driver, base: str, name: str, password: str) -> None:
     button.click()
     # click() does not wait for the answer: without this, the next driver.get() can leave
     # before the session cookie arrives and land on /login again.
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 10).until(ec.staleness_of(button))
+    WebDriverWait(driver, 10).until(lambda _: _left_the_page(button))
+
+
+def _left_the_page(element) -> bool:
+    """Whether `element`'s document has been replaced (a form post answered).
+
+    Selenium's staleness_of() knows only "stale element reference"; while the new page
+    replaces the old one, ChromeDriver may answer "Node with given id does not belong
+    to the document" instead, which means the same.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
