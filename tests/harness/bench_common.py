@@ -2,7 +2,8 @@
 
 Issue 4 asks for figures measured in ONE run on ONE machine, so each mode is reported
 as a ratio to its own floor (a bare interpreter start for process AGI, one redis-py
-HGETALL for FastAGI): ratios survive a change of machine, absolute times don't.
+HGETALL for FastAGI), which cancels what a faster or slower machine does to both alike
+(not all it does: docs/performance.md, "How it is measured").
 
 The agent under test is a NON-editable install, like /opt/callroute on a PBX: the
 editable install's import finder alone costs ~12 ms per process. The bench venv

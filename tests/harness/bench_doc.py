@@ -34,8 +34,15 @@ HOW = """\
   is a static `Dial(PJSIP/1001)` with no AGI on the same PBX, in the same run; the
   target's ratio is taken with both callers running at the same time, so floor and
   FastAGI see the same machine.
-- Ratios to a floor measured in the same run survive a change of machine; absolute
-  times don't. Compare runs by their ratios.
+- A ratio to a floor measured in the same run cancels what a faster or slower machine
+  does to both alike, not what it does to one more than the other: compare ratios
+  between runs on the same kind of host. Two 2-core VMs on the same day
+  ([AMD](bench/2026-12-04-2cpu-full.json), and
+  [Intel](bench/2026-12-04-2cpu-full-xeon.json), where an idle core wakes up cheaply):
+  one HGETALL round trip took 219 and 25 us, a sequential FastAGI session 390 and
+  153 us, so its ratio went from 1.8x to 6.0x. A round trip is mostly wake-ups; a
+  session also spends the server's own CPU (214 and 94 us a decision under load),
+  which shrinks less. The PBX-level ratio hardly moved (1.55x and 1.58x).
 """
 
 
