@@ -119,12 +119,13 @@ def _store(config: Config) -> tuple[list[dc.Finding], dict[str, list[str]]]:
         findings = dc.redis(config.redis_url, facts, "", config.timeout_ms)
         try:
             listed, stored = store.list_extensions(), store.stored_extensions()
+            wrong_types = store.wrong_types([ext for ext in listed if ext not in stored])
             hashes = {ext: fields for ext, fields in store.all_extensions(
                 sorted(set(listed) | set(stored), key=lambda e: (len(e), e))).items()
                 if fields}
             company = store.get_company()
         except StoreError as exc:
-            return findings + dc.redis(config.redis_url, None, str(exc), config.timeout_ms), {}
+            return findings + dc.unreadable(config.redis_url, str(exc)), {}
     finally:
         store.close()
     views = [extension_view(ext, fields, company, config) for ext, fields in hashes.items()]
@@ -132,7 +133,7 @@ def _store(config: Config) -> tuple[list[dc.Finding], dict[str, list[str]]]:
     for view in views:
         mailboxes.setdefault(view.mailbox, []).append(view.extension)
     findings += dc.schema_versions(hashes)
-    findings += dc.index(listed, stored, config.prefix)
+    findings += dc.index(listed, stored, config.prefix, wrong_types)
     findings += dc.extensions(views, config)
     findings += dc.did_map(hashes, company, config)
     return findings, mailboxes

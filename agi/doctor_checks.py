@@ -144,18 +144,34 @@ def schema_versions(hashes: dict[str, dict[str, str]]) -> list[Finding]:
                     f"{s.SCHEMA_VERSION}.")]
 
 
-def index(listed: list[str], stored: list[str], prefix: str) -> list[Finding]:
-    """The set of extensions against the hashes: what the CLI lists is what calls read."""
+def unreadable(url: str, error: str) -> list[Finding]:
+    """Redis answered, but the stored settings could not be read (nothing else is
+    judged then)."""
+    return [Finding(PROBLEM, REDIS, f"Redis answered, but callroute {error}. Calls that need "
+                    "what it can't read fall back to ringing the extension's default phone.",
+                    data={"url": redact_url(url)})]
+
+
+def index(listed: list[str], stored: list[str], prefix: str,
+          wrong_types: dict[str, str]) -> list[Finding]:
+    """The set of extensions against the hashes: what the CLI lists is what calls read.
+    `wrong_types`: listed extensions whose key is not a hash, and its type."""
     name = s.index_key(prefix)
     found = [Finding(WARN, INDEX, f"Extension {ext} is stored but missing from the "
                      f"extensions index ({name}): calls to it use its settings, but "
                      f"'callroute ext list' and the Office Manager don't show it. "
                      f"'callroute ext add {ext}' adds it.", ext=ext)
              for ext in stored if ext not in listed]
+    found += [Finding(PROBLEM, INDEX, f"Extension {ext}'s key ({s.ext_key(prefix, ext)}) "
+                      f"holds a Redis {_shown(kind)}, not a hash: something other than "
+                      "callroute wrote it. Calls to it ring its default phone, and 'callroute "
+                      f"ext list' and the Office Manager leave it out. 'callroute ext add "
+                      f"{ext}' replaces it.", ext=ext, data={"type": kind})
+              for ext, kind in wrong_types.items()]
     found += [Finding(WARN, INDEX, f"Extension {ext} is in the extensions index ({name}) "
                       f"but has no settings: calls to it ring its default phone. Remove it "
                       f"from the index (SREM {name} {ext}) or add it again.", ext=ext)
-              for ext in listed if ext not in stored]
+              for ext in listed if ext not in stored and ext not in wrong_types]
     return found
 
 

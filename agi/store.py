@@ -104,6 +104,7 @@ class AdminStore:
                               redis.exceptions.AuthenticationError,
                               redis.exceptions.ResponseError)
         self._watch_error = redis.exceptions.WatchError
+        self._response_error = redis.exceptions.ResponseError
         self.config = config
         self.prefix = config.prefix
         timeouts = {"socket_connect_timeout": ADMIN_TIMEOUT_S,
@@ -172,16 +173,41 @@ class AdminStore:
         return sorted((key[len(start):] for key in keys), key=lambda e: (len(e), e))
 
     def all_extensions(self, exts: list[str] | None = None) -> dict[str, dict[str, str]]:
-        """Every extension's hash (or those of `exts`), fetched in one pipeline."""
+        """Every extension's hash (or those of `exts`), fetched in one pipeline.
+
+        A key that is not a hash (written by something else) reads as no settings,
+        which is what its calls get too (they ring the default phone): one such key
+        must not hide every other extension from a list, nor refuse every new DID.
+        wrong_types() names it."""
         exts = self.list_extensions() if exts is None else exts
 
         def fetch() -> list:
             pipe = self.client.pipeline(transaction=False)
             for ext in exts:
                 pipe.hgetall(ext_key(self.prefix, ext))
-            return pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception) and not self._wrong_type(reply):
+                    raise reply
+            return [{} if isinstance(reply, Exception) else reply for reply in replies]
 
         return dict(zip(exts, self._call("read extensions", fetch), strict=True))
+
+    def wrong_types(self, exts: list[str]) -> dict[str, str]:
+        """The extensions of `exts` whose key holds something else than a hash, with
+        its Redis type (string, list...)."""
+        def fetch() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            for ext in exts:
+                pipe.type(ext_key(self.prefix, ext))
+            return pipe.execute()
+
+        types = self._call("read key types", fetch)
+        return {ext: kind for ext, kind in zip(exts, types, strict=True)
+                if kind not in ("hash", "none")}
+
+    def _wrong_type(self, error: Exception) -> bool:
+        return isinstance(error, self._response_error) and str(error).startswith("WRONGTYPE")
 
     def update_extension(self, ext: str,
                          change: Callable[[dict[str, str]], dict[str, str] | None],
@@ -206,7 +232,7 @@ class AdminStore:
                 with self.client.pipeline(transaction=True) as pipe:
                     try:
                         pipe.watch(key, company)
-                        old = pipe.hgetall(key)
+                        old = self._hash_or_nothing(pipe, key)
                         new = change(dict(old))
                         old_did = old.get(F_DID, "")
                         new_did = (new or {}).get(F_DID, "")
@@ -236,6 +262,16 @@ class AdminStore:
                         continue
 
         return self._call("update the extension", attempt)
+
+    def _hash_or_nothing(self, pipe, key: str) -> dict[str, str]:
+        """The hash at `key` (read under WATCH), or {} where a key of another type
+        stands: the write's MULTI deletes it first, so 'callroute ext add' repairs it."""
+        try:
+            return pipe.hgetall(key)
+        except self._response_error as exc:
+            if self._wrong_type(exc):
+                return {}
+            raise
 
     def update_company(self, change: Callable[[dict[str, str]], dict[str, str | None]],
                        audit: Audit | None = None) -> dict[str, str]:

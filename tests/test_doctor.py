@@ -343,3 +343,39 @@ def test_text_read_from_redis_cannot_drive_the_terminal(doctor, seeded) -> None:
     assert "\x1b" not in outcome.text
     assert "10\\x1b[2J" in outcome.text
     assert outcome.one(dc.INDEX)["ext"] == "10\x1b[2J"  # JSON escapes it itself
+
+
+def test_a_key_of_another_type_is_named_listed_around_and_replaced(
+        doctor, seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    # Something other than callroute wrote 1002's key: one key, not Redis, is wrong.
+    seeded.delete("callroute:ext:1002")
+    seeded.set("callroute:ext:1002", "garbage")
+    outcome = doctor()
+    assert outcome.code == 1
+    found = outcome.one(dc.INDEX)
+    assert (found["level"], found["ext"], found["data"]) == (dc.PROBLEM, "1002",
+                                                            {"type": "string"})
+    text_names(outcome, "Extension 1002's key", 'holds a Redis "string", not a hash',
+               "'callroute ext add 1002' replaces it")
+    assert not outcome.problems(dc.REDIS), outcome.text
+    assert outcome.problems(dc.EXTENSION) == [], outcome.text  # 1001 was judged: fine
+
+    capsys.readouterr()
+    assert cli.main(["ext", "list"]) == 0  # the other extensions still show
+    listed = capsys.readouterr().out
+    assert "1001" in listed and "1002" not in listed, listed
+
+    assert cli.main(["ext", "add", "1002", "--did", "+33100001002"]) == 0
+    assert seeded.type("callroute:ext:1002") == "hash"
+    assert doctor().code == 0
+
+
+def test_an_unreadable_company_says_redis_answered(doctor, seeded) -> None:
+    seeded.delete("callroute:company")
+    seeded.rpush("callroute:company", "garbage")
+    outcome = doctor()
+    assert outcome.code == 1
+    found = outcome.one(dc.REDIS)
+    assert found["sentence"].startswith("Redis answered, but callroute cannot read the "
+                                        "company settings"), found
+    assert "Until Redis answers" not in outcome.text
