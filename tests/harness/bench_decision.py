@@ -47,7 +47,7 @@ def decision_level(ctx: Context) -> SectionReport:
         log("FastAGI server up; sequential requests")
         server.start()
         memory_idle = server.memory_kib()
-        sequential, first_command = fastagi_sequential(server, plan.fastagi_runs)
+        sequential, first_command = fastagi_sequential(server.address, plan.fastagi_runs)
         log(f"FastAGI throughput: {plan.clients} client processes for {plan.load_seconds:g}s")
         load = fastagi_throughput(server, plan.clients, plan.load_seconds)
     finally:

@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.fake_asterisk import parse_args
+from tests.harness import bare_agi
 from tests.harness import bench_fastagi as fa
 from tests.harness.bench_common import EXT, BenchError, Context, SectionReport, Stats, Target, log
 from tests.harness.bench_decision import hgetall_floor
-from tests.harness.bench_fastagi import agi_request, fastagi_session
+from tests.harness.bench_fastagi import agi_request, fastagi_session, route_request
 from tests.harness.procs import free_port, stop_popen, wait_until
 
 IDLE, SLOW, GARBAGE = 5000, 50, 10
@@ -78,7 +79,7 @@ def _status(pid: int) -> tuple[int, int]:
 
 def round_trips(address: tuple[str, int]) -> int:
     """Commands (each one AGI round trip) of one routed call."""
-    lines = fastagi_session(address, agi_request(address, "route", EXT))
+    lines = fastagi_session(address, route_request(address))
     fa._check_session(lines)
     return len([parse_args(line.decode()) for line in lines])
 
@@ -143,7 +144,7 @@ def starvation(ctx: Context, requests: int) -> dict[str, Any]:
     mp = multiprocessing.get_context("fork")
     ready, stop = mp.Event(), mp.Event()
     attacker = mp.Process(target=_attack, args=(address, ready, stop), daemon=True)
-    request = agi_request(address, "route", EXT)
+    request = route_request(address)
     try:
         idle_rss, _ = _status(proc.pid)
         attacker.start()
@@ -189,7 +190,7 @@ def sigterm_stuck(ctx: Context) -> float:
     proc, address, _ = _start(ctx, "--drain-timeout", str(DRAIN_TIMEOUT_S))
     try:
         with socket.create_connection(address, timeout=5) as stuck:
-            stuck.sendall(agi_request(address, "route", EXT))
+            stuck.sendall(route_request(address))
             stuck.recv(65536)
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -197,6 +198,16 @@ def sigterm_stuck(ctx: Context) -> float:
             return time.monotonic() - started
     finally:
         stop_popen(proc)
+
+
+def _bare_sequential(ctx: Context, lines: list[bytes]) -> Stats:
+    """fastagi_sequential against the bare agent, answering the server's `lines`."""
+    port = free_port()
+    bare = bare_agi.start(port, ctx.redis_url, EXT, lines, ctx.workdir / "bare")
+    try:
+        return fa.fastagi_sequential(("127.0.0.1", port), ctx.plan.fastagi_runs)[0]
+    finally:
+        stop_popen(bare)
 
 
 def fastagi_level(ctx: Context) -> SectionReport:
@@ -208,7 +219,10 @@ def fastagi_level(ctx: Context) -> SectionReport:
         server.start()
         trips = round_trips(server.address)
         log(f"fastagi: {trips} AGI round trip(s) per decision; sequential requests")
-        sequential, _ = fa.fastagi_sequential(server, plan.fastagi_runs)
+        sequential, _ = fa.fastagi_sequential(server.address, plan.fastagi_runs)
+        log("fastagi: the bare agent (floor), sequential requests")
+        bare = _bare_sequential(ctx, fastagi_session(server.address,
+                                                      route_request(server.address)))
         loads = {}
         for clients in (8, 64):
             log(f"fastagi: {clients} client processes for {plan.load_seconds:g}s")
@@ -224,8 +238,11 @@ def fastagi_level(ctx: Context) -> SectionReport:
     rows = [("measure", "n", "p50 ms", "p99 ms", "note"),
             ("HGETALL (redis-py)", str(hgetall.n), f"{hgetall.p50:.3f}", f"{hgetall.p99:.3f}",
              ""),
+            ("bare FastAGI agent (floor)", str(bare.n), f"{bare.p50:.3f}",
+             f"{bare.p99:.3f}", f"{bare.p50 / hgetall.p50:.1f}x HGETALL"),
             ("FastAGI sequential", str(sequential.n), f"{sequential.p50:.3f}",
-             f"{sequential.p99:.3f}", f"{ratio:.1f}x HGETALL, {trips} round trip(s)")]
+             f"{sequential.p99:.3f}", f"{ratio:.1f}x HGETALL, "
+             f"{sequential.p50 / bare.p50:.2f}x bare, {trips} round trip(s)")]
     for clients, load in loads.items():
         ms = load["latency_ms"]
         rows.append((f"FastAGI, {clients} clients", str(load["decisions"]), f"{ms['p50']:.3f}",
@@ -236,7 +253,10 @@ def fastagi_level(ctx: Context) -> SectionReport:
                  f"{attack['refused']} refused"))
     rows.append(("right after it", str(attack["after_ms"]["n"]),
                  f"{attack['after_ms']['p50']:.3f}", f"{attack['after_ms']['p99']:.3f}", ""))
-    extra = [f"server on {server.loop}; load average before the section "
+    extra = ["bare FastAGI agent: tests/harness/bare_agi.py, one blocking thread that "
+             "reads the environment and the same two Redis hashes, then sends the "
+             "agent's own answer: the floor of any FastAGI agent in Python here.",
+             f"server on {server.loop}; load average before the section "
              f"{' '.join(f'{x:.2f}' for x in loadavg)}",
              f"attack: {IDLE} idle + {SLOW} slow-drip + {GARBAGE} garbage connections; "
              f"server peak {attack['peak_threads']} threads, RSS "
@@ -258,6 +278,9 @@ def fastagi_level(ctx: Context) -> SectionReport:
     ]
     results = {"round_trips_per_decision": trips, "hgetall_ms": asdict(hgetall),
                "sequential_ms": asdict(sequential), "ratio_p50_to_hgetall": ratio,
+               "bare_sequential_ms": asdict(bare),
+               "ratio_p50_bare_to_hgetall": bare.p50 / hgetall.p50,
+               "ratio_p50_to_bare": sequential.p50 / bare.p50,
                "load": {str(k): val for k, val in loads.items()}, "starvation": attack,
                "sigterm_stuck_exit_s": exit_s, "pid": os.getpid(), "loop": server.loop,
                "loadavg_before": [round(x, 2) for x in loadavg]}

@@ -9,7 +9,10 @@ caller receiving the 180 Ringing that Asterisk relays from the desk phone (which
 - static:  `9` + extension, a plain `Dial(PJSIP/1001)` with no callroute (the floor
            a user compares with; docker/asterisk/extensions.conf, [from-trunk]),
 - fastagi: extension 1001 through callroute-fastagi,
-- process: extension 1001 through callroute-agi, one process per call.
+- process: extension 1001 through callroute-agi, one process per call,
+- bare:    extension 1001 through the same dialplan, answered by a FastAGI agent that
+           does nothing but the bytes and one Redis read (tests/harness/bare_agi.py):
+           the floor of any FastAGI agent here, to read FastAGI's own part against.
 
 static and fastagi run on one PBX started with `up(agi_mode="fastagi")`, process on
 one started with `up(agi_mode="process")`. Each mode runs alone at the rate (its CPU
@@ -43,15 +46,18 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from tests.harness import bare_agi
 from tests.harness.bench_common import BenchError, Context, SectionReport, Stats, log
+from tests.harness.bench_fastagi import STATUS_OK_LINE, fastagi_session, route_request
 from tests.harness.bench_pbx_report import MODE_TITLES, PbxPlan, Run, report
 from tests.harness.load import start_caller, start_phone
-from tests.harness.pbx import TestPBX
-from tests.harness.procs import proc_stat
+from tests.harness.pbx import FASTAGI_HOST, FASTAGI_PORT, TestPBX
+from tests.harness.procs import proc_stat, stop_popen, tcp_port_free
 from tests.harness.sipp import SippPeer
 from tests.harness.sippcmd import SIPP
 
@@ -61,7 +67,9 @@ DESK_PORT = 5071  # PJSIP/1001's contact (docker/asterisk/pjsip.conf)
 CALLER_PORT = 5090  # any 127.0.0.1 port is the `inbound` endpoint
 # Mode -> (agi mode of the PBX it runs on, dialled number).
 MODES = {"static": ("fastagi", "9" + EXT), "fastagi": ("fastagi", EXT),
-         "process": ("process", EXT)}
+         "process": ("process", EXT), "bare": ("fastagi", "8" + EXT)}
+# Where the dialplan sends `8` + extension (docker/asterisk/extensions.conf).
+BARE_PORT = 4574
 DRAIN_TIMEOUT_S = 20.0
 
 
@@ -79,6 +87,7 @@ class PbxBench:
         self.pbx = TestPBX(ROOT)
         self.agi_mode: str | None = None
         self.runs = 0
+        self.bare: subprocess.Popen | None = None
 
     def up(self, agi_mode: str) -> None:
         """A fresh PBX in `agi_mode` (down first: up() would keep one in another mode)."""
@@ -94,8 +103,29 @@ class PbxBench:
         log(f"test PBX up (agi {agi_mode}) in {time.monotonic() - started:.1f}s")
 
     def down(self) -> None:
+        self._stop_bare()
         self.pbx.down()
         self.agi_mode = None
+
+    def _start_bare(self) -> None:
+        """tests/harness/bare_agi.py on BARE_PORT, answering what callroute-fastagi
+        answers for EXT on this PBX (asked once, here)."""
+        if self.bare is not None and self.bare.poll() is None:
+            return
+        if not tcp_port_free("127.0.0.1", BARE_PORT):
+            raise BenchError(f"TCP 127.0.0.1:{BARE_PORT} is taken by another process")
+        address = (FASTAGI_HOST, FASTAGI_PORT)
+        lines = fastagi_session(address, route_request(address))
+        if not any(STATUS_OK_LINE in line for line in lines):
+            raise BenchError(f"callroute-fastagi did not route {EXT} OK: {lines!r}")
+        url = self.pbx.redis_url
+        assert url is not None  # the PBX is up
+        self.bare = bare_agi.start(BARE_PORT, url, EXT, lines, self.ctx.workdir / "pbx")
+
+    def _stop_bare(self) -> None:
+        if self.bare is not None:
+            stop_popen(self.bare)
+            self.bare = None
 
     def run(self, mode: str, rate: int, calls: int) -> Run:
         return self.run_together((mode,), rate, calls)[0]
@@ -108,6 +138,8 @@ class PbxBench:
         if len(agi_modes) != 1:
             raise BenchError(f"modes {modes} need PBXs in different AGI modes")
         self.up(agi_modes.pop())
+        if "bare" in modes:
+            self._start_bare()
         if self.pbx.channel_count():
             self._drain()  # left over from something else: not this run's leak
         self.runs += 1
@@ -205,6 +237,7 @@ def pbx_level(ctx: Context) -> SectionReport:
     fixed: dict[str, Run] = {}
     steps: dict[str, list[Run]] = {}
     together: dict[str, Run] = {}
+    trio: dict[str, Run] = {}
     sustained: dict[str, Run] = {}
     calls = round(plan.rate * plan.seconds)
     try:
@@ -228,6 +261,13 @@ def pbx_level(ctx: Context) -> SectionReport:
                 f"each for {plan.seconds:g}s")
             pair = bench.run_together(("static", "fastagi"), plan.rate, calls)
             together = {run.mode: run for run in pair}
+            # Where FastAGI's part goes: beside both floors, no AGI and an AGI that
+            # does nothing (bare_agi.py), all three at once.
+            log(f"PBX level, static, bare FastAGI and FastAGI at the same time: "
+                f"{plan.rate} calls/s each for {plan.seconds:g}s")
+            bench.warm_up("bare", plan.warmup_calls)
+            trio = {run.mode: run for run in bench.run_together(
+                ("static", "bare", "fastagi"), plan.rate, calls)}
             if plan.sustained_rate:
                 for held in ("static", "fastagi"):
                     log(f"PBX level, {MODE_TITLES[held]}: {plan.sustained_rate} calls/s "
@@ -238,4 +278,4 @@ def pbx_level(ctx: Context) -> SectionReport:
     finally:
         log("test PBX down")
         bench.down()
-    return report(plan, fixed, steps, together, sustained)
+    return report(plan, fixed, steps, together, trio, sustained)

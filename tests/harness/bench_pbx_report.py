@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from tests.harness.bench_common import SectionReport, Target
 
 MODE_TITLES = {"static": "static Dial, no AGI (floor)", "fastagi": "FastAGI",
-               "process": "process AGI"}
+               "process": "process AGI", "bare": "bare FastAGI agent (floor)"}
 SUSTAINED_P99_MS = 200.0
 TARGET_RATE = 20
 TARGET_RATIO = 1.5
@@ -72,7 +72,8 @@ class Run:
 
 
 def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
-           together: dict[str, Run], sustained: dict[str, Run]) -> SectionReport:
+           together: dict[str, Run], trio: dict[str, Run],
+           sustained: dict[str, Run]) -> SectionReport:
     floor = fixed["static"].p50
 
     def ratio(run: Run) -> str:
@@ -102,6 +103,15 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
                      f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text, str(run.failed),
                      str(run.leaked), f"{run.cpu['asterisk_pct']:.0f}% (both)",
                      f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
+    for mode, run in trio.items():
+        ratio_text = "" if mode == "static" else (
+            f"{run.p50 / trio['static'].p50:.2f}x static, "
+            f"{run.p50 / trio['bare'].p50:.2f}x bare (same time)")
+        rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s, with the other two",
+                     str(run.calls), f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text,
+                     str(run.failed), str(run.leaked),
+                     f"{run.cpu['asterisk_pct']:.0f}% (all)",
+                     f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
     for mode, run in sustained.items():
         rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s", str(run.calls),
                      f"{run.p50:.2f}", f"{run.p99:.2f}", "", str(run.failed),
@@ -123,6 +133,12 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
         "\"with the other\": static and FastAGI callers at the same time, each at the "
         "rate, one desk phone answering both; the target's ratio is taken there "
         "(the one-after-the-other ratio above moves with the machine between runs).",
+        "\"with the other two\": static, FastAGI and the bare FastAGI agent "
+        "(tests/harness/bare_agi.py) at the same time. The bare agent goes through the "
+        "same dialplan and reads the same two Redis hashes, then answers with the "
+        "agent's own command lines, from one blocking thread that does nothing else: "
+        "what any FastAGI agent costs here (Asterisk's side of AGI, the Redis round "
+        "trip, the processes waking up). FastAGI above it is callroute's own part.",
     ]
     highest: dict[str, int | None] = {}
     if steps:
@@ -168,6 +184,11 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
         "ratio_p50_to_static": {m: fixed[m].p50 / floor for m in ("fastagi", "process")},
         "together": {m: asdict(r) for m, r in together.items()},
         "ratio_p50_to_static_together": together["fastagi"].p50 / together["static"].p50,
+        "trio": {m: asdict(r) for m, r in trio.items()},
+        "ratio_p50_trio": {
+            "bare_to_static": trio["bare"].p50 / trio["static"].p50,
+            "fastagi_to_static": trio["fastagi"].p50 / trio["static"].p50,
+            "fastagi_to_bare": trio["fastagi"].p50 / trio["bare"].p50} if trio else {},
         "sustained": {m: asdict(r) for m, r in sustained.items()},
         "steps": {m: [asdict(r) for r in runs] for m, runs in steps.items()},
         "highest_sustained_rate": highest,
