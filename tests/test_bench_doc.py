@@ -36,12 +36,17 @@ def test_the_page_shows_the_runs_figures_and_names_its_source():
     assert "`--no-pbx`" in page and "**Note:** shared machine" in page
 
 
-def test_a_saved_run_is_named_by_date_and_kind_and_regenerates_the_page(tmp_path: Path):
+def test_a_saved_run_is_named_by_date_and_kind_never_overwrites_and_regenerates_the_page(
+        tmp_path: Path) -> None:
     saved, page = save_run(a_run(no_pbx=False), tmp_path / "bench", tmp_path / "perf.md")
     assert saved.name == "2026-12-03-2cpu-full.json"
     assert json.loads(saved.read_text())["elapsed_s"] == 99.5
     assert "bench/2026-12-03-2cpu-full.json" in page.read_text()
     assert "`--no-pbx`" not in page.read_text()
+    again, _ = save_run(a_run(no_pbx=False), tmp_path / "bench", tmp_path / "perf.md")
+    assert again.name == "2026-12-03-2cpu-full-2.json"
+    assert json.loads(saved.read_text())["elapsed_s"] == 99.5  # still there
+    assert "bench/2026-12-03-2cpu-full-2.json" in page.read_text()
 
 
 def test_an_earlier_run_gives_each_target_before_and_after():

@@ -26,14 +26,19 @@ HOW = """\
 - **Decision level** (no Asterisk): a fake Asterisk drives the real AGI protocol.
   Process AGI is timed against `python -c pass` started the same way (the floor of
   any process-per-call agent); FastAGI against one redis-py `HGETALL` round trip on a
-  persistent connection (the floor of any decision that reads Redis). The agent is a
+  persistent connection (the floor of any decision that reads Redis). Beside it, the
+  bare FastAGI agent (`tests/harness/bare_agi.py`): one blocking thread that reads the
+  environment and the same two hashes, then sends callroute's own answer, and does
+  nothing else (the floor of any FastAGI agent in Python). The agent is a
   non-editable install from the wheels the test PBX ships (`.cache/bench-venv`).
 - **PBX level**: a SIPp caller places calls at a fixed rate into the real test PBX
   (Asterisk 22 from Debian sid); a SIPp desk phone answers. Post-dial delay (PDD) is
   the caller's INVITE sent to its 180 received, from SIPp's message trace. The floor
   is a static `Dial(PJSIP/1001)` with no AGI on the same PBX, in the same run; the
   target's ratio is taken with both callers running at the same time, so floor and
-  FastAGI see the same machine.
+  FastAGI see the same machine. A second same-time run adds the bare FastAGI agent,
+  through the same dialplan (`8` + extension): FastAGI against it is callroute's own
+  part; the bare agent against static is what any FastAGI agent costs on this host.
 - A ratio to a floor measured in the same run cancels what a faster or slower machine
   does to both alike, not what it does to one more than the other: compare ratios
   between runs on the same kind of host. Two 2-core VMs on the same day
@@ -56,9 +61,14 @@ def kind(run: dict[str, Any]) -> str:
 
 
 def save_run(run: dict[str, Any], runs: Path = RUNS, page: Path = PAGE) -> tuple[Path, Path]:
-    """Write the run as <date>-<kind>.json and regenerate the page from it."""
+    """Write the run as <date>-<kind>.json (-2, -3... after the first of a day: an
+    earlier run is never overwritten) and regenerate the page from it."""
     runs.mkdir(parents=True, exist_ok=True)
-    path = runs / f"{run['machine']['date'][:10]}-{kind(run)}.json"
+    stem = f"{run['machine']['date'][:10]}-{kind(run)}"
+    path, n = runs / f"{stem}.json", 1
+    while path.exists():
+        n += 1
+        path = runs / f"{stem}-{n}.json"
     path.write_text(json.dumps(run, indent=2) + "\n")
     page.write_text(render(run, path.relative_to(page.parent).as_posix()))
     return path, page
