@@ -48,6 +48,10 @@ HOW = """\
   153 us, so its ratio went from 1.8x to 6.0x. A round trip is mostly wake-ups; a
   session also spends the server's own CPU (214 and 94 us a decision under load),
   which shrinks less. The PBX-level ratio hardly moved (1.55x and 1.58x).
+- The FastAGI rework's own before and after (main at 1146c84, then the reworked
+  server) were measured on the AMD host; `python -m tests.harness.bench_doc
+  docs/bench/2026-12-04-2cpu-full.json --before docs/bench/2026-12-03-2cpu-full-before.json`
+  renders that page.
 """
 
 

@@ -104,9 +104,10 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
                      str(run.leaked), f"{run.cpu['asterisk_pct']:.0f}% (both)",
                      f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
     for mode, run in trio.items():
-        ratio_text = "" if mode == "static" else (
-            f"{run.p50 / trio['static'].p50:.2f}x static, "
-            f"{run.p50 / trio['bare'].p50:.2f}x bare (same time)")
+        ratio_text = {"static": "",
+                      "bare": f"{run.p50 / trio['static'].p50:.2f}x static (same time)"}.get(
+            mode, f"{run.p50 / trio['static'].p50:.2f}x static, "
+                  f"{run.p50 / trio['bare'].p50:.2f}x bare (same time)")
         rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s, with the other two",
                      str(run.calls), f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text,
                      str(run.failed), str(run.leaked),
