@@ -7,9 +7,9 @@ the bytes received so far and asks for more when they run out. Every bound and c
 of resp.py's reader applies unchanged; the loop only moves bytes. A reply is a few
 hundred bytes, one or two reads.
 
-Pool policy is RespPool's: an error reply drops that connection only, any other
-failure drops every idle connection (Redis most likely restarted) and retries once
-on a fresh one within the same deadline.
+Pool policy: an error reply drops that connection only, any other failure drops
+every idle connection (Redis most likely restarted) and retries once on a fresh one
+within the same deadline.
 """
 
 from __future__ import annotations

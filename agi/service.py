@@ -7,17 +7,16 @@ from agi import variables as v
 from agi.config import Config, ConfigError, load
 from agi.guard import is_extension
 from agi.protocol import AgiProtocolError, AgiSession, ChannelHungUp
-from agi.resp import RespPool
 from agi.store import StoreError, StoreTimeout, read_call_settings
 
 
-def compute_route(config: Config, ext: str, pool: RespPool | None = None) -> routing.Route:
+def compute_route(config: Config, ext: str) -> routing.Route:
     """Read the settings (one round trip, under the deadline) and decide. Never raises."""
     if not is_extension(ext):
         return routing.invalid_extension(ext)
     deadline = time.monotonic() + config.timeout_ms / 1000
     try:
-        fields, company = read_call_settings(config, ext, deadline, pool)
+        fields, company = read_call_settings(config, ext, deadline)
     except StoreError as exc:
         return routing.fallback(ext, config, f"store: {exc}", isinstance(exc, StoreTimeout))
     return routing.decide(ext, fields, company, config)
@@ -49,8 +48,8 @@ def apply_route(session: AgiSession, ext: str, route: routing.Route) -> None:
         session.verbose(line, 1)
 
 
-def handle_route(session: AgiSession, argv: list[str], config: Config | None = None,
-                 pool: RespPool | None = None) -> routing.Route | None:
+def handle_route(session: AgiSession, argv: list[str],
+                 config: Config | None = None) -> routing.Route | None:
     """Route the call on `session`; the Route applied, or None if none could be.
 
     Nothing here raises: every failure ends either with the variables set (FALLBACK)
@@ -61,7 +60,7 @@ def handle_route(session: AgiSession, argv: list[str], config: Config | None = N
     try:
         if config is None:
             config = load()
-        route = compute_route(config, ext, pool)
+        route = compute_route(config, ext)
         apply_route(session, ext, route)
         return route
     except ChannelHungUp:

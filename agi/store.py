@@ -14,7 +14,6 @@ from agi.resp import (
     SENTINEL_SCHEME,
     RedisTarget,
     RespError,
-    RespPool,
     RespTimeout,
     hgetall_many,
 )
@@ -75,18 +74,12 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
-def read_call_settings(config: Config, ext: str, deadline: float,
-                       pool: RespPool | None = None) -> tuple[dict, dict]:
-    """The extension hash and the company hash, in one round trip, before `deadline`.
-
-    Process AGI opens a connection per call; FastAGI passes its pool.
-    """
+def read_call_settings(config: Config, ext: str, deadline: float) -> tuple[dict, dict]:
+    """The extension hash and the company hash, in one round trip on a new connection
+    (process AGI), before `deadline`. FastAGI reads on its loop (agi/resp_async.py)."""
     keys = [ext_key(config.prefix, ext), company_key(config.prefix)]
     try:
-        if pool is None:
-            fields, company = hgetall_many(config.redis_url, keys, deadline)
-        else:
-            fields, company = pool.hgetall_many(keys, deadline)
+        fields, company = hgetall_many(config.redis_url, keys, deadline)
     except RespTimeout as exc:
         raise StoreTimeout(str(exc)) from None
     except RespError as exc:

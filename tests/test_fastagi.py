@@ -7,6 +7,7 @@ real sockets and parse every command with the Asterisk parser re-implementation.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -152,16 +153,27 @@ def test_refusals_are_logged_at_most_once_a_second(caplog):
 def test_an_error_reply_drops_one_pooled_connection_not_the_others(redis_server,
                                                                    redis_client):
     """WRONGTYPE comes from a working Redis: the other idle connections stay pooled."""
-    from agi import resp
-    from agi.resp import RespPool, RespReplyError
+    from concurrent.futures import ThreadPoolExecutor
 
-    pool = RespPool(redis_server.url, max_idle=4)
-    for _ in range(2):
-        pool._give_back(resp._open(pool.target, time.monotonic() + 1))
-    redis_client.set("callroute:ext:1001", "not a hash")
-    with pytest.raises(RespReplyError):
-        pool.hgetall_many(["callroute:ext:1001"], time.monotonic() + 1)
-    assert len(pool._idle) == 1
-    redis_client.delete("callroute:ext:1001")
-    assert pool.hgetall_many(["callroute:ext:1001"], time.monotonic() + 1) == [{}]
-    pool.clear()
+    from agi.resp import RespReplyError
+    from agi.resp_async import AsyncRespPool
+
+    keys = ["callroute:ext:1001"]
+
+    async def scenario(executor: ThreadPoolExecutor) -> None:
+        pool = AsyncRespPool(redis_server.url, 4, executor)
+        deadline = time.monotonic() + 1
+        # Two reads at once: two connections, both pooled afterwards.
+        await asyncio.gather(*(pool.hgetall_many(keys, deadline) for _ in range(2)))
+        assert len(pool._idle) == 2
+        redis_client.set("callroute:ext:1001", "not a hash")
+        with pytest.raises(RespReplyError):
+            await pool.hgetall_many(keys, time.monotonic() + 1)
+        assert len(pool._idle) == 1
+        redis_client.delete("callroute:ext:1001")
+        assert await pool.hgetall_many(keys, time.monotonic() + 1) == [{}]
+        assert len(pool._idle) == 1
+        pool.clear()
+
+    with ThreadPoolExecutor(1) as executor:
+        asyncio.run(scenario(executor))

@@ -19,7 +19,6 @@ import pytest
 from agi import cli
 from agi import variables as v
 from agi.config import load
-from agi.resp import RespPool
 from agi.service import compute_route
 from tests.fake_asterisk import agi_session, variables
 from tests.harness.procs import wait_until
@@ -50,10 +49,9 @@ def test_cli_writes_and_calls_read_through_sentinel(cluster, monkeypatch, config
     assert cluster.node(cluster.master).hget("callroute:ext:1001", "forward_target") == \
         "+33612345678"
     config = load(config_env(redis_url=cluster.url))
-    for pool in (None, RespPool(cluster.url, max_idle=2)):
-        route = compute_route(config, "1001", pool)
-        assert (route.status, route.mode, route.target) == (
-            v.STATUS_OK, v.MODE_FORWARD, "+33612345678"), route
+    route = compute_route(config, "1001")
+    assert (route.status, route.mode, route.target) == (
+        v.STATUS_OK, v.MODE_FORWARD, "+33612345678"), route
     found = variables(agi_session(serve(cluster.url).address[1]))  # the async pool
     assert (found[v.STATUS], found[v.MODE], found[v.TARGET]) == (
         v.STATUS_OK, v.MODE_FORWARD, "+33612345678"), found

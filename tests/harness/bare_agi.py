@@ -1,15 +1,15 @@
 """The floor of any FastAGI agent on this machine: `python -m tests.harness.bare_agi`.
 
 One thread and blocking sockets: accept a connection, read the environment up to its
-blank line, read the two hashes of a decision from Redis (RespPool, the agent's own
-client: one pipelined round trip), then send fixed command lines and the end of our
-side, as callroute-fastagi ends a session (the agent's own answer for the bench's
-extension, taken from it once by the harness). No decision, no checks, no event loop:
-what such an agent adds to a call's post-dial delay is Asterisk's side of AGI, the
-Redis round trip and the processes waking up, which no agent can avoid. scripts/bench
-runs it beside callroute-fastagi (`bare` mode, tests/harness/bench_pbx.py), so
-FastAGI's PDD reads against both floors of one run: no AGI at all, and an AGI that
-does nothing.
+blank line, read the two hashes of a decision from Redis (one pipelined round trip on
+a kept connection, with the agent's own RESP reader), then send fixed command lines
+and the end of our side, as callroute-fastagi ends a session (the agent's own answer
+for the bench's extension, taken from it once by the harness). No decision, no
+checks, no event loop: what such an agent adds to a call's post-dial delay is
+Asterisk's side of AGI, the Redis round trip and the processes waking up, which no
+agent can avoid. scripts/bench runs it beside callroute-fastagi (`bare` mode,
+tests/harness/bench_pbx.py), so FastAGI's PDD reads against both floors of one run:
+no AGI at all, and an AGI that does nothing.
 
 Not a server to deploy: it trusts its peer and serves one call at a time.
 """
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from agi.resp import RespError, RespPool
+from agi import resp
+from agi.resp import RedisTarget, RespError
 from agi.schema import company_key, ext_key
 from tests.harness.net import accepts
 from tests.harness.procs import spawn, stop_popen, wait_until
@@ -47,7 +48,28 @@ def read_env(conn: socket.socket) -> bool:
     return True
 
 
-def serve(listener: socket.socket, pool: RespPool, keys: list[str], answer: bytes) -> None:
+class Redis:
+    """One kept connection, opened again after a failure (as the agent's pool does)."""
+
+    def __init__(self, url: str) -> None:
+        self.target = RedisTarget(url)
+        self.sock: socket.socket | None = None
+
+    def hgetall_many(self, keys: list[str]) -> None:
+        deadline = time.monotonic() + REDIS_TIMEOUT_S
+        preamble: list[bytes] = []
+        if self.sock is None:
+            self.sock = resp._open(self.target, deadline)
+            preamble = resp._preamble(self.target)
+        try:
+            resp._pipeline_hgetall(self.sock, preamble, keys, deadline)
+        except RespError:
+            self.sock.close()
+            self.sock = None
+            raise
+
+
+def serve(listener: socket.socket, redis: Redis, keys: list[str], answer: bytes) -> None:
     while True:
         conn, _ = listener.accept()
         with conn:
@@ -55,7 +77,7 @@ def serve(listener: socket.socket, pool: RespPool, keys: list[str], answer: byte
             try:
                 if not read_env(conn):
                     continue
-                pool.hgetall_many(keys, time.monotonic() + REDIS_TIMEOUT_S)
+                redis.hgetall_many(keys)
                 conn.sendall(answer)
                 conn.shutdown(socket.SHUT_WR)
                 while conn.recv(4096):  # Asterisk's replies, then its close
@@ -98,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", args.port))
         listener.listen(64)
-        serve(listener, RespPool(args.redis_url, 1), args.keys, answer)
+        serve(listener, Redis(args.redis_url), args.keys, answer)
     return 0
 
 
