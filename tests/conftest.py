@@ -23,7 +23,7 @@ from agi.fastagi import FastAgiServer
 from tests.fake_asterisk import FakeAsterisk, agi_executable, console_script
 from tests.harness.net import Blackhole
 from tests.harness.procs import free_port
-from tests.harness.redis_server import RedisServer
+from tests.harness.redis_server import RedisServer, empty_db_client
 
 # Every variable the code reads; each test starts with none of them set.
 CALLROUTE_ENV_VARS = ("CALLROUTE_CONFIG", "CALLROUTE_REDIS_URL", "CALLROUTE_COUNTRY",
@@ -71,24 +71,15 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, empty_ini: Path) -> None
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A client on the session server, with an empty database before and after the test."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushdb()
-    try:
+    with empty_db_client(redis_server.url) as client:
         yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture

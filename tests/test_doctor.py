@@ -24,7 +24,7 @@ from agi import doctor_checks as dc
 from tests.fake_asterisk import console_script
 from tests.harness.net import Blackhole, start_fastagi
 from tests.harness.procs import free_port, stop_popen
-from tests.harness.redis_server import RedisServer, sentinel_cluster
+from tests.harness.redis_server import RedisServer, empty_db_client, sentinel_cluster
 
 pytestmark = pytest.mark.redis
 
@@ -52,22 +52,16 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def locked_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis-requirepass"), password=PASSWORD)
-    try:
-        server.start()
+    with RedisServer(tmp_path_factory.mktemp("redis-requirepass"),
+                     password=PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def store(locked_redis: RedisServer) -> Iterator[redis.Redis]:
     """Direct access, for planting what the admin layer would refuse."""
-    client = redis.Redis.from_url(locked_redis.url, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with empty_db_client(locked_redis.url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -41,6 +41,18 @@ def _launch(args: list[str], port: int, password: str | None, timeout: float,
     return proc
 
 
+@contextlib.contextmanager
+def empty_db_client(url: str) -> Iterator[redis.Redis]:
+    """A decoding client on `url`'s database, emptied before and after."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
 class _RedisProcess:
     proc: subprocess.Popen | None = None
 
