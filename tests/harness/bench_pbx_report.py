@@ -139,7 +139,8 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
         "same dialplan and reads the same two Redis hashes, then answers with the "
         "agent's own command lines, from one blocking thread that does nothing else: "
         "what any FastAGI agent costs here (Asterisk's side of AGI, the Redis round "
-        "trip, the processes waking up). FastAGI above it is callroute's own part.",
+        "trip, the processes waking up). FastAGI above it is callroute's own part. "
+        "(Its calls run one priority more, the Set() that points them at it.)",
     ]
     highest: dict[str, int | None] = {}
     if steps:
