@@ -94,8 +94,7 @@ class PbxBench:
         if self.agi_mode == agi_mode:
             return
         started = time.monotonic()
-        self.pbx.down()
-        self.agi_mode = None
+        self.down()  # the bare agent too: it reads the Redis of the PBX that goes
         status = self.pbx.up(agi_mode=agi_mode)
         if status.get("agi") != agi_mode or not status.get("running"):
             raise BenchError(f"test PBX not up in {agi_mode} mode: {status}")

@@ -2,9 +2,10 @@
 
 Runs the bench's SIPp load (tests/harness/bench_pbx.py) at 20 calls/s (--rate,
 --calls, --modes: `--rate 100 --calls 6000` is the 60 s sustained run) through the
-test PBX, static Dial and FastAGI, then reads Asterisk's own log (ms timestamps,
-verbose 3: one `Executing [...]` line per priority) per call: the first priority, the
-AGI() priority and the one after it, the Dial() and the callee's "is ringing".
+test PBX, static Dial and FastAGI (or the bench's other modes: process, bare), then
+reads Asterisk's own log (ms timestamps, verbose 3: one `Executing [...]` line per
+priority) per call: the first priority, the AGI() priority and the one after it, the
+Dial() and the callee's "is ringing".
 Per call that splits the dialplan's part of the PDD into:
 
 - before AGI: priorities from the first one to AGI(),
@@ -34,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 from tests.harness import bench
-from tests.harness.bench_pbx import CALLER_PORT, DESK_PORT, PbxBench
+from tests.harness.bench_pbx import BARE_PORT, CALLER_PORT, DESK_PORT, PbxBench
 from tests.harness.pbx import FASTAGI_PORT, SIP_PORT
 from tests.harness.redis_server import RedisServer
 from tests.harness.wire_phases import LoopbackCapture, call_phases
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=20, help="calls per second (20)")
     parser.add_argument("--calls", type=int, default=200, help="calls per mode (200)")
     parser.add_argument("--modes", default="static,fastagi",
-                        help="comma-separated, from static, fastagi, process")
+                        help="comma-separated, from static, fastagi, process, bare")
     parser.add_argument("--wire", action="store_true",
                         help="also split each call at its loopback packets (us)")
     parser.add_argument("--pairs", type=int, default=0, metavar="N",
@@ -140,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 _print(breakdown(text))
                 if capture is not None:
                     print("  on the wire:")
+                    agent = BARE_PORT if mode == "bare" else FASTAGI_PORT
                     _print(call_phases(capture.packets, sip=SIP_PORT, caller=CALLER_PORT,
-                                       desk=DESK_PORT, fastagi=FASTAGI_PORT), 3)
+                                       desk=DESK_PORT, fastagi=agent), 3)
         finally:
             pbx_bench.down()
     return 0
