@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agi.config import Config
 from agi.resp import (
@@ -27,6 +28,9 @@ from agi.schema import (
     ext_key,
     index_key,
 )
+
+if TYPE_CHECKING:  # redis-py stays out of the call path's imports
+    from redis.client import Pipeline
 
 # What an admin write adds to the audit stream, given the hash before and after it
 # (after: None when the extension is deleted).
@@ -256,7 +260,7 @@ class AdminStore:
 
         return self._call("update the extension", attempt)
 
-    def _hash_or_nothing(self, pipe, key: str) -> dict[str, str]:
+    def _hash_or_nothing(self, pipe: Pipeline, key: str) -> dict[str, str]:
         """The hash at `key` (read under WATCH), or {} where a key of another type
         stands: the write's MULTI deletes it first, so 'callroute ext add' repairs it."""
         try:
