@@ -96,23 +96,21 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
         rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s", str(run.calls),
                      f"{run.p50:.2f}", f"{run.p99:.2f}", ratio(run), str(run.failed),
                      str(run.leaked), ast, agent, f"{per_call:.2f}"))
-    for mode, run in together.items():
-        ratio_text = ("" if mode == "static" else
-                      f"{run.p50 / together['static'].p50:.2f}x static (same time)")
-        rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s, with the other", str(run.calls),
-                     f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text, str(run.failed),
-                     str(run.leaked), f"{run.cpu['asterisk_pct']:.0f}% (both)",
-                     f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
-    for mode, run in trio.items():
-        ratio_text = {"static": "",
-                      "bare": f"{run.p50 / trio['static'].p50:.2f}x static (same time)"}.get(
-            mode, f"{run.p50 / trio['static'].p50:.2f}x static, "
-                  f"{run.p50 / trio['bare'].p50:.2f}x bare (same time)")
-        rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s, with the other two",
-                     str(run.calls), f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text,
-                     str(run.failed), str(run.leaked),
-                     f"{run.cpu['asterisk_pct']:.0f}% (all)",
-                     f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
+    def same_time(runs: dict[str, Run], others: str, share: str) -> None:
+        """Rows of callers run at once: each against static (and bare, if it ran)."""
+        for mode, run in runs.items():
+            ratio_text = "" if mode == "static" else (
+                f"{run.p50 / runs['static'].p50:.2f}x static"
+                + (f", {run.p50 / runs['bare'].p50:.2f}x bare"
+                   if "bare" in runs and mode != "bare" else "") + " (same time)")
+            rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s, with the {others}",
+                         str(run.calls), f"{run.p50:.2f}", f"{run.p99:.2f}", ratio_text,
+                         str(run.failed), str(run.leaked),
+                         f"{run.cpu['asterisk_pct']:.0f}% ({share})",
+                         f"{run.cpu['fastagi_pct']:.0f}%" if mode == "fastagi" else "-", "-"))
+
+    same_time(together, "other", "both")
+    same_time(trio, "other two", "all")
     for mode, run in sustained.items():
         rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s", str(run.calls),
                      f"{run.p50:.2f}", f"{run.p99:.2f}", "", str(run.failed),
