@@ -65,7 +65,7 @@ def dialable_refusal(value: str, region: str, calling_code: str) -> str:
     a US home would reach Jamaica at +1 876), +44 (a GB home would reach a Jersey mobile
     at +44 7797), +7, +39, +262 and others, and a home-country premium range
     (+33 899...) has the home code. These checks use agi/guard_tables.py, data generated
-    from phonenumbers (checked against it by tests/test_security.py), and the tables
+    from phonenumbers (checked against it by tests/test_toll_fraud.py), and the tables
     are imported only when a number is about to be dialled. The country comes first so
     that another country's full number is reported as foreign, whatever its length.
     """

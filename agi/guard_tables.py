@@ -2,7 +2,7 @@
 """Number data for the call-path guard, generated from phonenumbers 9.0.43.
 
 Do not edit: regenerate with `python -m tests.guard_tables_gen > agi/guard_tables.py`.
-tests/test_security.py fails when this file and the installed phonenumbers differ.
+tests/test_toll_fraud.py fails when this file and the installed phonenumbers differ.
 """
 
 # Calling code -> (region, regex) for the codes several regions share, in

@@ -232,9 +232,12 @@ def fastagi_request(port: int, script: str, args: Sequence[str], dnid: str = "10
 
 
 def agi_session(port: int, script: str = "route", args: tuple[str, ...] = ("1001",),
-                timeout: float = 5.0) -> list[list[str]]:
-    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                timeout: float = 5.0, *, host: str = "127.0.0.1",
+                source: str | None = None) -> list[list[str]]:
+    """One FastAGI request as Asterisk makes it; every command parsed, all answered 200.
+    `source` is the loopback address the request comes from (allowlist tests)."""
+    with socket.create_connection((host, port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as sock:
         stream = sock.makefile("rwb")
         stream.write(fastagi_request(port, script, args))
         stream.flush()

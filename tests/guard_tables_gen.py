@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.guard_tables_gen > agi/guard_tables.py
 
-tests/test_security.py checks the committed file equals what this renders with the
+tests/test_toll_fraud.py checks the committed file equals what this renders with the
 installed phonenumbers, so an upgrade that changes the data fails a test, never silently.
 """
 
@@ -100,7 +100,7 @@ def render() -> str:
         f'{phonenumbers.__version__}.',
         "",
         "Do not edit: regenerate with `python -m tests.guard_tables_gen > agi/guard_tables.py`.",
-        "tests/test_security.py fails when this file and the installed phonenumbers differ.",
+        "tests/test_toll_fraud.py fails when this file and the installed phonenumbers differ.",
         '"""',
         "",
         "# Calling code -> (region, regex) for the codes several regions share, in",

@@ -10,15 +10,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from agi.config import load
-from agi.store import StoreError, read_call_settings, redact_url
-from tests.harness.redis_server import RedisServer
+from agi.store import read_call_settings
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult
@@ -315,94 +314,6 @@ def test_console_script_store_down(run_cli_process: Cli, closed_port: int) -> No
     assert (result.code, result.out) == (1, "")
     assert result.err.count("\n") == 1
     assert PASSWORD not in result.err
-
-
-# ---- the store unreachable or refusing us: exit 1, one line, no secret -------------------
-
-@pytest.fixture(scope="module")
-def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis-auth"), password=PASSWORD)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-def _assert_store_failure(result: CliResult, *secrets: str) -> None:
-    assert result.code == 1
-    assert result.out == ""
-    err = result.err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("callroute: error: cannot ")
-    for secret in secrets:
-        assert secret not in err
-
-
-@pytest.mark.parametrize("argv", [["ext", "list"], ["ext", "add", "1001"],
-                                  ["forward", "on", "1001", "0612345678"],
-                                  ["company", "set", "0142685300"]], ids=" ".join)
-def test_store_unreachable_exits_1(argv: list[str], run_cli: Cli, closed_port: int,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"redis://admin:{PASSWORD}@127.0.0.1:{closed_port}/0"
-    monkeypatch.setenv("CALLROUTE_REDIS_URL", url)
-    result = run_cli(*argv)
-    _assert_store_failure(result, PASSWORD)
-    assert f"redis://admin:***@127.0.0.1:{closed_port}/0" in result.err
-
-
-def test_wrong_password_exits_1_without_leaking(run_cli: Cli, password_redis: RedisServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    wrong = "not-the-Pa55word"
-    monkeypatch.setenv("CALLROUTE_REDIS_URL", f"redis://:{wrong}@127.0.0.1:{password_redis.port}/0")
-    _assert_store_failure(run_cli("ext", "list"), wrong, PASSWORD)
-    monkeypatch.setenv("CALLROUTE_REDIS_URL", f"redis://127.0.0.1:{password_redis.port}/0")
-    _assert_store_failure(run_cli("ext", "list"), PASSWORD)
-
-
-def test_right_password_works_and_is_never_shown(run_cli: Cli,
-                                                 password_redis: RedisServer,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLROUTE_REDIS_URL", password_redis.url)
-    client = redis.Redis.from_url(password_redis.url, decode_responses=True)
-    client.flushdb()
-    try:
-        for argv in (["ext", "add", "1001"], ["ext", "show", "1001"], ["ext", "list", "--json"]):
-            result = run_cli(*argv)
-            assert result.code == 0
-            assert PASSWORD not in result.out + result.err
-        assert client.exists(KEY) == 1
-    finally:
-        client.flushdb()
-        client.close()
-
-
-def test_call_path_read_with_password(password_redis: RedisServer,
-                                      config_env: Callable[..., dict[str, str]]) -> None:
-    """The hand-written RESP client authenticates, and a wrong password fails cleanly."""
-    client = redis.Redis.from_url(password_redis.url, decode_responses=True)
-    client.hset(KEY, mapping={"devices": '["PJSIP/1001"]'})
-    try:
-        config = load(config_env(redis_url=password_redis.url))
-        fields, company = read_call_settings(config, "1001", time.monotonic() + 1)
-        assert (fields, company) == ({"devices": '["PJSIP/1001"]'}, {})
-        bad = load(config_env(redis_url=f"redis://:wrong@127.0.0.1:{password_redis.port}/0"))
-        with pytest.raises(StoreError) as info:
-            read_call_settings(bad, "1001", time.monotonic() + 1)
-        assert str(info.value) == "Redis error WRONGPASS"
-    finally:
-        client.delete(KEY)
-        client.close()
-
-
-@pytest.mark.parametrize(("url", "shown"), [
-    ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
-    ("redis://user:pw@h:1/0", "redis://user:***@h:1/0"),
-    ("rediss://u:p%40ss@h/0", "rediss://u:***@h/0"),
-    ("redis://h:1/0", "redis://h:1/0"),
-])
-def test_redact_url(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
 
 
 # ---- atomic writes -------------------------------------------------------------------------

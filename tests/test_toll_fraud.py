@@ -1,4 +1,4 @@
-"""Security: toll fraud, the company's own numbers, secrets, and the FastAGI allowlist.
+"""Toll fraud: foreign, costly and emergency numbers, and the company's own numbers.
 
 Toll fraud is table-driven over real numbers (each checked against phonenumbers below)
 for a French and a US home, on both sides of the store: the CLI must refuse them (exit
@@ -12,12 +12,9 @@ the installed phonenumbers.
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,14 +25,11 @@ import redis
 from agi import variables as v
 from agi.calling_codes import CALLING_CODES
 from agi.config import load
-from agi.fastagi import FastAgiServer, parse_allow
 from agi.guard import COSTLY, FOREIGN, dialable_refusal, is_home_e164
 from agi.numbers import NumberRejected, normalise
 from agi.routing import decide
 from agi.service import compute_route
-from tests.fake_asterisk import console_script, parse_args, set_pairs
 from tests.guard_tables_gen import COSTLY_TYPES, render
-from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -393,236 +387,3 @@ def test_call_path_never_imports_phonenumbers() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "phonenumbers" not in proc.stderr
-
-
-# ---- secrets: the Redis password never shows ---------------------------------------------
-
-PASSWORD = "Pw-s3cr3t-4f9c2e"
-WRONG = "Wr0ng-s3cr3t-71d0"
-SECRETS = (PASSWORD, WRONG, "s3cr3t")
-
-
-@pytest.fixture(scope="module")
-def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis-auth"), password=PASSWORD)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-def _urls(password_redis: RedisServer, closed_port: int) -> dict[str, str]:
-    port = password_redis.port
-    return {
-        "right-password": f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
-        "user-and-right-password": f"redis://default:{PASSWORD}@127.0.0.1:{port}/0",
-        "wrong-password": f"redis://:{WRONG}@127.0.0.1:{port}/0",
-        "unreachable": f"redis://:{PASSWORD}@127.0.0.1:{closed_port}/0",
-        "unresolvable-host": f"redis://:{PASSWORD}@callroute-no-such-host.invalid:6379/0",
-        # Unencoded special characters break the URL's structure: the error must still
-        # not quote any piece of the password.
-        "at-in-password": f"redis://:{PASSWORD}@x@127.0.0.1:{port}/0",
-        "slash-in-password": f"redis://:{PASSWORD}/x@127.0.0.1:{port}/0",
-        "hash-in-password": f"redis://:{PASSWORD}#x@127.0.0.1:{port}/0",
-        "query-password": f"redis://127.0.0.1:{port}/0?password={PASSWORD}",
-    }
-
-
-CLI_COMMANDS = [
-    ["company", "set", "01 42 68 53 00", "--name", "Acme"],
-    ["ext", "add", "1001", "--did", "01 42 68 53 01"],
-    ["device", "add", "1001", "06 98 76 54 32"],
-    ["forward", "on", "1001", "06 12 34 56 78", "--caller-id", "company"],
-    ["ext", "show", "1001"], ["ext", "show", "1001", "--json"],
-    ["ext", "list"], ["ext", "list", "--json"],
-    ["forward", "on", "1001", "+44 7400 123456"],  # refused: exit 2
-    ["forward", "off", "1001"], ["device", "remove", "1001", "06 98 76 54 32"],
-    ["ext", "show", "1009"], ["ext", "remove", "1001"],
-]
-
-
-def _no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in SECRETS:
-            assert secret not in text, text
-
-
-@pytest.mark.redis
-@pytest.mark.parametrize("which", ["right-password", "user-and-right-password",
-                                   "wrong-password", "unreachable", "unresolvable-host",
-                                   "at-in-password", "slash-in-password", "hash-in-password",
-                                   "query-password"])
-def test_cli_never_prints_the_password(which: str, run_cli, password_redis: RedisServer,
-                                       closed_port: int,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLROUTE_REDIS_URL", _urls(password_redis, closed_port)[which])
-    admin = redis.Redis.from_url(password_redis.url)
-    admin.flushdb()
-    codes = []
-    try:
-        for argv in CLI_COMMANDS:
-            result = run_cli(*argv)
-            codes.append(result.code)
-            _no_secret(result.out, result.err)
-            assert result.code in (0, 1, 2)
-            assert result.code == 0 or len(result.err_lines()) == 1, result.err
-    finally:
-        admin.flushdb()
-        admin.close()
-    if which in ("right-password", "user-and-right-password", "query-password"):
-        assert codes == [0] * 8 + [2, 0, 0, 2, 0]  # the commands really ran
-    else:
-        assert set(codes) <= {1, 2} and codes[0] != 0
-
-
-@pytest.mark.redis
-def test_cli_process_with_a_broken_url_prints_one_line(password_redis: RedisServer,
-                                                       run_cli_process) -> None:
-    """Before the fix, a '/' in the password gave a traceback quoting part of it."""
-    url = f"redis://:{PASSWORD}/x@127.0.0.1:{password_redis.port}/0"
-    result = run_cli_process("ext", "list", "--json", env={"CALLROUTE_REDIS_URL": url})
-    assert (result.code, result.out) == (2, "")
-    assert len(result.err_lines()) == 1 and "Traceback" not in result.err
-    assert "CALLROUTE_REDIS_URL is malformed" in result.err
-    _no_secret(result.err)
-
-
-@pytest.mark.redis
-@pytest.mark.parametrize("which", ["wrong-password", "unreachable", "slash-in-password",
-                                   "right-password"])
-def test_process_agi_never_sends_or_logs_the_password(which: str, fake_asterisk,
-                                                      password_redis: RedisServer,
-                                                      closed_port: int) -> None:
-    url = _urls(password_redis, closed_port)[which]
-    run = fake_asterisk(redis_url=url, extra_agi_env={"agi_callerid": PASSWORD}).run("1001")
-    assert not run.timed_out and run.returncode == 0
-    # The caller ID is echoed nowhere either: the secret appears in no command at all.
-    _no_secret("\n".join(run.raw_lines), run.stderr)
-    assert run.stderr == ""
-    if which == "right-password":
-        assert run.variables()[v.STATUS] == v.STATUS_OK
-    elif which == "slash-in-password":
-        assert run.set_variables() == []  # config error: the dialplan rings the default device
-        assert any("CALLROUTE_REDIS_URL is malformed" in " ".join(c) for c in run.commands)
-    else:
-        assert run.variables()[v.STATUS] == v.STATUS_FALLBACK
-        assert any(c[:1] == ["VERBOSE"] for c in run.commands)
-
-
-def _agi_request(port: int, script: str, timeout: float = 5.0,
-                 source: str | None = None, host: str = "127.0.0.1") -> list[list[str]]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        if source:
-            sock.bind((source, 0))
-        sock.connect((host, port))
-        stream = sock.makefile("rwb")
-        commands: list[list[str]] = []
-        try:
-            stream.write(f"agi_network: yes\nagi_network_script: {script}\n"
-                         f"agi_arg_1: 1001\n\n".encode())
-            stream.flush()
-            while line := stream.readline():
-                commands.append(parse_args(line.decode().rstrip("\n")))
-                stream.write(b"200 result=1\n")
-                stream.flush()
-        except (ConnectionResetError, BrokenPipeError):
-            pass  # closed by the server (a reset when our request was still unread)
-        return commands
-
-
-@pytest.mark.redis
-@pytest.mark.parametrize("which", ["wrong-password", "unreachable", "right-password"])
-def test_fastagi_log_never_shows_the_password(which: str, password_redis: RedisServer,
-                                              closed_port: int, config_env,
-                                              tmp_path: Path) -> None:
-    url = _urls(password_redis, closed_port)[which]
-    port = free_port()
-    log = tmp_path / "fastagi.log"
-    env = {"PATH": "/usr/bin:/bin", **config_env(redis_url=url)}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen([str(console_script("callroute-fastagi")), "--listen",
-                                 f"127.0.0.1:{port}", "--log-level", "DEBUG"], env=env,
-                                stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: _health(port), 10, "callroute-fastagi to answer")
-        started = time.monotonic()
-        commands = _agi_request(port, "route")
-        # The whole session, until the server closes it: a Redis error reply once kept
-        # the connection open until Python's GC ran (Asterisk would have waited).
-        assert time.monotonic() - started < 1.0
-        _no_secret(json.dumps(commands))
-        status = dict(set_pairs(commands))[v.STATUS]
-        assert status == (v.STATUS_OK if which == "right-password" else v.STATUS_FALLBACK)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        stop_popen(proc)
-    text = log.read_text()
-    assert "listening on 127.0.0.1" in text and ":***@" in text
-    if which != "right-password":
-        assert "calls fall back to ringing default devices" in text
-    _no_secret(text)
-
-
-def _health(port: int) -> bool:
-    try:
-        return _agi_request(port, "health", timeout=1) != []
-    except OSError:
-        return False
-
-
-# ---- FastAGI allowlist -------------------------------------------------------------------
-
-@pytest.fixture
-def fastagi(serve: Callable[..., FastAgiServer]) -> Callable[..., FastAgiServer]:
-    def start(host: str, allow: str | None = None) -> FastAgiServer:
-        return serve(host=host, allow=parse_allow(allow))
-    return start
-
-
-def _answered(port: int, source: str, host: str = "127.0.0.2") -> bool:
-    """True if the health check is answered; False if closed without a word."""
-    commands = _agi_request(port, "health", timeout=3, source=source, host=host)
-    assert commands in ([], [["SET", "VARIABLE", "CALLROUTE_HEALTH", "OK"]])
-    return bool(commands)
-
-
-def test_allowlist_admits_only_the_listed_clients(fastagi) -> None:
-    server = fastagi("127.0.0.2", allow="127.0.0.3")
-    port = server.address[1]
-    assert _answered(port, "127.0.0.3")
-    assert _answered(port, "127.0.0.1")  # the local Asterisk, listening on loopback
-    assert not _answered(port, "127.0.0.5")  # loopback, but not listed: closed unanswered
-    assert not _answered(port, "127.0.0.2")
-
-
-def test_without_an_allowlist_loopback_clients_are_admitted(fastagi) -> None:
-    server = fastagi("127.0.0.2")
-    assert _answered(server.address[1], "127.0.0.5")
-    assert _answered(server.address[1], "127.0.0.1")
-
-
-def test_wide_listen_with_allowlist_refuses_unlisted_loopback_clients(fastagi) -> None:
-    """On a wide address, --allow is the whole list: a local process is not trusted."""
-    server = fastagi("0.0.0.0", allow="127.0.0.3")
-    port = server.address[1]
-    assert _answered(port, "127.0.0.3", host="127.0.0.1")
-    assert not _answered(port, "127.0.0.1", host="127.0.0.1")
-    assert not _answered(port, "127.0.0.5", host="127.0.0.1")
-
-
-def test_wide_listen_without_allowlist_is_refused(fr_config) -> None:
-    with pytest.raises(ValueError, match="--allow"):
-        FastAgiServer(fr_config, "0.0.0.0", 0)
-
-
-def test_refused_client_costs_no_worker(fastagi) -> None:
-    server = fastagi("127.0.0.2", allow="127.0.0.3")
-    for _ in range(50):
-        assert not _answered(server.address[1], "127.0.0.5")
-    assert server.pending == 0
-    assert _answered(server.address[1], "127.0.0.3")
-
-
