@@ -19,7 +19,8 @@ import redis
 
 from agi import variables as v
 from agi.fastagi import FastAgiServer
-from tests.fake_asterisk import agi_session, console_script, parse_args, variables
+from tests.asterisk_parser import parse_args, variables
+from tests.fake_asterisk import agi_session, console_script
 from tests.harness.net import accepts
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer

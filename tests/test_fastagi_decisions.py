@@ -10,7 +10,8 @@ import redis
 from agi import variables as v
 from agi.config import load
 from agi.fastagi_decide import MEMO_MAX_REPLY_BYTES, DecisionCache
-from tests.fake_asterisk import agi_session, variables
+from tests.asterisk_parser import variables
+from tests.fake_asterisk import agi_session
 
 pytestmark = pytest.mark.redis
 

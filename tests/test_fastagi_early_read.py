@@ -15,7 +15,8 @@ import redis
 
 from agi import variables as v
 from agi.fastagi_session import script_parts
-from tests.fake_asterisk import agi_session, answer_all, fastagi_request, variables
+from tests.asterisk_parser import variables
+from tests.fake_asterisk import agi_session, answer_all, fastagi_request
 from tests.harness.procs import wait_until
 
 pytestmark = pytest.mark.redis

@@ -29,7 +29,8 @@ import pytest
 import redis
 
 from agi import variables as v
-from tests.fake_asterisk import console_script, parse_args, set_pairs
+from tests.asterisk_parser import parse_args, set_pairs
+from tests.fake_asterisk import console_script
 from tests.harness.procs import free_port, stop_popen, wait_until
 from tests.harness.redis_server import RedisServer
 

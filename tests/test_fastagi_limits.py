@@ -16,7 +16,8 @@ import pytest
 import redis
 
 from agi import variables as v
-from tests.fake_asterisk import agi_session, console_script, parse_args, set_pairs, variables
+from tests.asterisk_parser import parse_args, set_pairs, variables
+from tests.fake_asterisk import agi_session, console_script
 from tests.harness.net import accepts
 from tests.harness.notify import FakeSystemd
 from tests.harness.procs import free_port, spawn, stop_popen, wait_until

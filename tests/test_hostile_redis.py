@@ -22,7 +22,8 @@ import redis
 from agi import resp
 from agi import variables as v
 from agi.resp import MAX_REPLY_BYTES, RespError
-from tests.fake_asterisk import FakeAsterisk, agi_session, variables
+from tests.asterisk_parser import variables
+from tests.fake_asterisk import FakeAsterisk, agi_session
 
 DEADLINE_S = 0.300  # the agent's timeout_ms in both fixtures
 # Python's start and imports come before the deadline starts in process AGI; on a busy

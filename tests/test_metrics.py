@@ -17,7 +17,8 @@ import pytest
 import redis
 
 from agi import variables as v
-from tests.fake_asterisk import agi_session, console_script, variables
+from tests.asterisk_parser import variables
+from tests.fake_asterisk import agi_session, console_script
 from tests.harness.bench_fastagi import agi_request
 from tests.harness.metrics import promtool, samples, scrape, value
 from tests.harness.procs import free_port, stop_popen, wait_until

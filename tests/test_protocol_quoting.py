@@ -20,7 +20,7 @@ from agi.protocol import (
     set_variable_command,
     verbose_command,
 )
-from tests.fake_asterisk import (
+from tests.asterisk_parser import (
     AGI_BUF_LEN,
     command_words,
     mset_pairs,
@@ -158,7 +158,7 @@ def test_mset_values_survive_both_of_asterisks_parsers() -> None:
     tests/fake_asterisk.py and checked against the real PBX in
     tests/e2e/test_variable_transport.py): every pair comes back as sent."""
     from agi.protocol import set_variables_commands
-    from tests.fake_asterisk import set_pairs
+    from tests.asterisk_parser import set_pairs
 
     pairs = [(f"CALLROUTE_V{i}", value) for i, value in enumerate(MSET_HOSTILE)]
     commands = set_variables_commands(pairs)

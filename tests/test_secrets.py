@@ -17,7 +17,8 @@ import redis
 from agi import variables as v
 from agi.config import load
 from agi.store import StoreError, read_call_settings, redact_url
-from tests.fake_asterisk import agi_session, console_script, set_pairs
+from tests.asterisk_parser import set_pairs
+from tests.fake_asterisk import agi_session, console_script
 from tests.harness.net import start_fastagi
 from tests.harness.procs import free_port, stop_popen
 from tests.harness.redis_server import RedisServer

@@ -20,7 +20,8 @@ from agi import cli
 from agi import variables as v
 from agi.config import load
 from agi.service import compute_route
-from tests.fake_asterisk import agi_session, variables
+from tests.asterisk_parser import variables
+from tests.fake_asterisk import agi_session
 from tests.harness.procs import wait_until
 from tests.harness.redis_server import SentinelCluster, sentinel_cluster
 

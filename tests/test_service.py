@@ -18,7 +18,8 @@ from agi import variables as v
 from agi.config import Config
 from agi.protocol import AgiSession
 from agi.service import apply_route, handle_route
-from tests.fake_asterisk import FakeAsterisk, agi_session, command_words, mset_pairs, set_pairs
+from tests.asterisk_parser import command_words, mset_pairs, set_pairs
+from tests.fake_asterisk import FakeAsterisk, agi_session
 
 
 class _ScriptedSession(AgiSession):

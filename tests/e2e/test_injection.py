@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fake_asterisk import parse_args, set_pairs
+from tests.asterisk_parser import parse_args, set_pairs
 from tests.harness.calls import CALLER_NUMBER, COMPANY_NUMBER, DIDS, CallResult, carrier, desk
 from tests.harness.pbx import TestPBX
 

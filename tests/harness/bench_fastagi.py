@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agi import variables as v
-from tests.fake_asterisk import FakeAsterisk, parse_args, set_pairs
+from tests.asterisk_parser import parse_args, set_pairs
+from tests.fake_asterisk import FakeAsterisk
 from tests.harness.bench_common import CALL_TIMEOUT_S, EXT, BenchError, Context, Stats
 from tests.harness.net import start_fastagi
 from tests.harness.procs import free_port, proc_stat, proc_status, stop_popen

@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.fake_asterisk import parse_args
+from tests.asterisk_parser import parse_args
 from tests.harness import bare_agi
 from tests.harness import bench_fastagi as fa
 from tests.harness.bench_common import EXT, BenchError, Context, SectionReport, Stats, Target, log
