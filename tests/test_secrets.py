@@ -33,6 +33,8 @@ KEY = "callroute:ext:1001"
 
 Cli = Callable[..., "CliResult"]
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
@@ -80,7 +82,6 @@ def _no_secret(*texts: str) -> None:
             assert secret not in text, text
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("which", ["right-password", "user-and-right-password",
                                    "wrong-password", "unreachable", "unresolvable-host",
                                    "at-in-password", "slash-in-password", "hash-in-password",
@@ -108,7 +109,6 @@ def test_cli_never_prints_the_password(which: str, run_cli, password_redis: Redi
         assert set(codes) <= {1, 2} and codes[0] != 0
 
 
-@pytest.mark.redis
 def test_cli_process_with_a_broken_url_prints_one_line(password_redis: RedisServer,
                                                        run_cli_process) -> None:
     """Before the fix, a '/' in the password gave a traceback quoting part of it."""
@@ -120,7 +120,6 @@ def test_cli_process_with_a_broken_url_prints_one_line(password_redis: RedisServ
     _no_secret(result.err)
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("which", ["wrong-password", "unreachable", "slash-in-password",
                                    "right-password"])
 def test_process_agi_never_sends_or_logs_the_password(which: str, fake_asterisk,
@@ -142,7 +141,6 @@ def test_process_agi_never_sends_or_logs_the_password(which: str, fake_asterisk,
         assert any(c[:1] == ["VERBOSE"] for c in run.commands)
 
 
-@pytest.mark.redis
 @pytest.mark.parametrize("which", ["wrong-password", "unreachable", "right-password"])
 def test_fastagi_log_never_shows_the_password(which: str, password_redis: RedisServer,
                                               closed_port: int, config_env,
@@ -197,7 +195,6 @@ def test_store_unreachable_exits_1(argv: list[str], run_cli: Cli, closed_port: i
     assert f"redis://admin:***@127.0.0.1:{closed_port}/0" in result.err
 
 
-@pytest.mark.redis
 def test_wrong_password_exits_1_without_leaking(run_cli: Cli, password_redis: RedisServer,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = "not-the-Pa55word"
@@ -207,7 +204,6 @@ def test_wrong_password_exits_1_without_leaking(run_cli: Cli, password_redis: Re
     _assert_store_failure(run_cli("ext", "list"), PASSWORD)
 
 
-@pytest.mark.redis
 def test_right_password_works_and_is_never_shown(run_cli: Cli,
                                                  password_redis: RedisServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,7 +221,6 @@ def test_right_password_works_and_is_never_shown(run_cli: Cli,
         client.close()
 
 
-@pytest.mark.redis
 def test_call_path_read_with_password(password_redis: RedisServer,
                                       config_env: Callable[..., dict[str, str]]) -> None:
     """The hand-written RESP client authenticates, and a wrong password fails cleanly."""
