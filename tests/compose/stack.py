@@ -9,13 +9,13 @@ keeps them, so a call's facts come from the very files the containers wrote.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.compose.engine import ROOT, DockerEngine
+from tests.harness.pbx import active_channels
 from tests.harness.procs import run
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"
@@ -94,11 +94,7 @@ class ComposeStack:
         return self.compose("exec", "-T", "asterisk", "asterisk", "-rx", command, timeout=30)
 
     def channel_count(self) -> int:
-        out = self.asterisk_rx("core show channels count")
-        match = re.search(r"^(\d+) active channels?", out, re.M)
-        if not match:
-            raise RuntimeError(f"unexpected `core show channels count` output: {out!r}")
-        return int(match.group(1))
+        return active_channels(self.asterisk_rx("core show channels count"))
 
     def volume(self, name: str) -> Path:
         out = self.engine.docker("volume", "inspect", f"{PROJECT}_{name}", "--format",

@@ -16,7 +16,7 @@ from agi.config import load
 from agi.store import AdminStore
 from tests.harness import chrome
 from tests.harness.calls import COMPANY_NUMBER, carrier, desk
-from tests.harness.chrome import by, log_in, wait_for
+from tests.harness.chrome import by, log_in, submit_forwarding, wait_for
 from tests.harness.pbx import TestPBX
 from tests.harness.web import WebServer
 
@@ -51,11 +51,7 @@ def test_forwarding_set_in_the_page_rings_only_the_carrier_with_the_company_numb
         office_manager, driver, store: redis.Redis, call):
     log_in(driver, office_manager, ADMIN, PASSWORD)
     wait_for(driver, "#row-1001 a.button").click()
-    driver.find_element(*by("#enabled")).click()
-    driver.find_element(*by("#target")).send_keys("06 12 34 56 78")
-    driver.find_element(*by("#caller_id-company")).click()
-    driver.find_element(*by("#require_keypress")).click()
-    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+    submit_forwarding(driver, "06 12 34 56 78", caller_id="company", keypress=True)
     wait_for(driver, "p.saved")
     assert driver.find_element(*by("#target")).get_attribute("value") == "06 12 34 56 78"
     assert store.hget("callroute:ext:1001", "forward_target") == TARGET

@@ -103,6 +103,20 @@ def log_in(driver, base: str, name: str, password: str) -> None:
     WebDriverWait(driver, 10).until(lambda _: _left_the_page(button))
 
 
+
+def submit_forwarding(driver, target: str, *, caller_id: str | None = None,
+                      keypress: bool = False) -> None:
+    """On an extension's Forwarding tab: turn forwarding on to `target` (with the caller
+    ID choice `caller_id`, which only an admin sees) and send the form; the page answers
+    with p.saved or an error beside the field."""
+    driver.find_element(*by("#enabled")).click()
+    driver.find_element(*by("#target")).send_keys(target)
+    if caller_id:
+        driver.find_element(*by(f"#caller_id-{caller_id}")).click()
+    if keypress:
+        driver.find_element(*by("#require_keypress")).click()
+    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+
 def _left_the_page(element) -> bool:
     """Whether `element`'s document has been replaced (a form post answered).
 

@@ -51,6 +51,15 @@ RUN_DIRS = {
 PROCESSES = ("asterisk", "redis", "fastagi", "web")
 
 
+def active_channels(out: str) -> int:
+    """The count in `core show channels count`'s output (the test PBX's and the compose
+    stack's Asterisk alike); a RuntimeError if the output is not what Asterisk 22 says."""
+    match = re.search(r"^(\d+) active channels?", out, re.M)
+    if not match:
+        raise RuntimeError(f"unexpected `core show channels count` output: {out!r}")
+    return int(match.group(1))
+
+
 class TestPBX:
     """One test PBX per checkout (SIP is always 127.0.0.1:5060), driven by PID files."""
 
@@ -155,12 +164,7 @@ class TestPBX:
                    f"{device} to be {state}")
 
     def channel_count(self) -> int:
-        """Active channels, from `core show channels count`."""
-        out = self.asterisk_rx("core show channels count")
-        match = re.search(r"^(\d+) active channels?", out, re.M)
-        if not match:
-            raise RuntimeError(f"unexpected `core show channels count` output: {out!r}")
-        return int(match.group(1))
+        return active_channels(self.asterisk_rx("core show channels count"))
 
     def drain(self, timeout: float, hang_up: bool = False) -> int:
         """Wait up to `timeout` s for 0 channels; how many were still up then.

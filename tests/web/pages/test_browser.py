@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tests.harness import chrome
-from tests.harness.chrome import by, log_in, wait_for
+from tests.harness.chrome import by, log_in, submit_forwarding, wait_for
 from tests.harness.procs import free_port
 from tests.harness.web import WebServer
 from tests.web.conftest import ADMIN, PASSWORD
@@ -46,11 +46,7 @@ def test_1_admin_turns_forwarding_on_with_company_number_and_keypress(
     log_in(driver, web_server.url, ADMIN, PASSWORD)
     wait_for(driver, "#row-1001 a.button").click()
     assert driver.find_element(*by(".tabs [aria-current=page]")).text == "Renvoi automatique"
-    driver.find_element(*by("#enabled")).click()
-    driver.find_element(*by("#target")).send_keys("06 12 34 56 78")
-    driver.find_element(*by("#caller_id-company")).click()
-    driver.find_element(*by("#require_keypress")).click()
-    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+    submit_forwarding(driver, "06 12 34 56 78", caller_id="company", keypress=True)
     wait_for(driver, "p.saved")
     assert driver.find_element(*by("#target")).get_attribute("value") == "06 12 34 56 78"
     assert driver.find_element(*by("#summary .lamp")).text == "Activé → 06 12 34 56 78"
@@ -70,10 +66,7 @@ def test_2_an_international_number_is_refused_beside_the_field(
     log_in(driver, web_server.url, ADMIN, PASSWORD)
     driver.get(f"{web_server.url}/extensions/1001")
     before = snapshot()
-    driver.find_element(*by("#enabled")).click()
-    driver.find_element(*by("#target")).send_keys("+32 470 12 34 56")
-    driver.find_element(*by("#caller_id-company")).click()
-    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+    submit_forwarding(driver, "+32 470 12 34 56", caller_id="company")
     error = wait_for(driver, "#target-error")
     assert error.get_attribute("data-code") == "international"
     assert error.text.startswith("Ce numéro est à l'étranger")
@@ -118,9 +111,7 @@ def test_4_an_employee_sees_only_their_extension(browsers, web_server: WebServer
     assert driver.find_elements(*by("input[name=caller_id]")) == []
     assert driver.find_element(*by("label[for=require_keypress]")).text == \
         "Require a keypress to answer"
-    driver.find_element(*by("#enabled")).click()
-    driver.find_element(*by("#target")).send_keys("0612345678")
-    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+    submit_forwarding(driver, "0612345678")
     wait_for(driver, "p.saved")
     assert redis_client.hget(f"{EXT}1002", "forward_enabled") == "1"
     assert redis_client.xrevrange("callroute:audit", count=1)[0][1]["actor"] == "web:max"
@@ -319,9 +310,7 @@ def test_screenshots_of_every_page_in_french_without_sideways_scrolling(
         wait_for(driver, "main h1")
         shoot(name)
     driver.get(f"{web_server.url}/extensions/1001")
-    driver.find_element(*by("#enabled")).click()
-    driver.find_element(*by("#target")).send_keys("+32 470 12 34 56")
-    driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+    submit_forwarding(driver, "+32 470 12 34 56")
     wait_for(driver, "#target-error")
     shoot("extension-forwarding-error")
     other = browsers("fr-FR", size)
