@@ -103,7 +103,6 @@ def log_in(driver, base: str, name: str, password: str) -> None:
     WebDriverWait(driver, 10).until(lambda _: _left_the_page(button))
 
 
-
 def submit_forwarding(driver, target: str, *, caller_id: str | None = None,
                       keypress: bool = False) -> None:
     """On an extension's Forwarding tab: turn forwarding on to `target` (with the caller
@@ -116,6 +115,7 @@ def submit_forwarding(driver, target: str, *, caller_id: str | None = None,
     if keypress:
         driver.find_element(*by("#require_keypress")).click()
     driver.find_element(*by("form[action$='/forwarding'] button[type=submit]")).click()
+
 
 def _left_the_page(element) -> bool:
     """Whether `element`'s document has been replaced (a form post answered).
