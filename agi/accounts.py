@@ -340,7 +340,6 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-
 def _account_record(actor: Actor, action: str, name: str, account: dict[str, str], *,
                     removed: bool = False) -> dict[str, str]:
     """The audit record of an account write: the account's role and extensions (never its

@@ -93,8 +93,6 @@ def _print_ext(info: dict) -> None:
     print(f"  {info['behaviour']}")
 
 
-
-
 def cmd_ext_add(args: argparse.Namespace, config: Config, store: AdminStore) -> None:
     changes = ExtensionChanges(
         devices=_given(args.device), mailbox=_given(args.mailbox),

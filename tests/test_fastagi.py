@@ -137,7 +137,6 @@ def _closed_without_a_word(sock: socket.socket) -> bool:
         return True  # reset
 
 
-
 def test_refusals_are_logged_at_most_once_a_second(caplog):
     from agi.fastagi import ThrottledLog
 

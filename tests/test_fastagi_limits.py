@@ -349,7 +349,6 @@ def test_a_stop_before_the_loop_runs_is_not_lost(fr_config) -> None:
     assert not thread.is_alive()
 
 
-
 def test_tells_systemd_ready_only_once_redis_answered(redis_server, config_env,
                                                       tmp_path: Path) -> None:
     """Type=notify: READY=1 once listening and Redis answered, then WATCHDOG=1 pings;

@@ -96,6 +96,7 @@ def report(plan: PbxPlan, fixed: dict[str, Run], steps: dict[str, list[Run]],
         rows.append((f"{MODE_TITLES[mode]} @ {run.rate}/s", str(run.calls),
                      f"{run.p50:.2f}", f"{run.p99:.2f}", ratio(run), str(run.failed),
                      str(run.leaked), ast, agent, f"{per_call:.2f}"))
+
     def same_time(runs: dict[str, Run], others: str, share: str) -> None:
         """Rows of callers run at once: each against static (and bare, if it ran)."""
         for mode, run in runs.items():

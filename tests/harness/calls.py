@@ -217,7 +217,6 @@ def _greeting(log: str) -> str | None:
     return "busy" if "b" in found[-1] else "unavailable"
 
 
-
 def answer_strays(ports: list[int], wait_s: float = 4.5) -> int:
     """Answer, on callees' ports, the CANCELs and BYEs Asterisk still retransmits
     after a call.
