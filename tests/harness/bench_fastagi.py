@@ -40,6 +40,15 @@ def route_request(address: tuple[str, int]) -> bytes:
     return agi_request(address, f"route/{EXT}", EXT)
 
 
+def routed_answer(address: tuple[str, int]) -> list[bytes]:
+    """The command lines callroute-fastagi answers a route request for EXT with (what
+    the bare agent replays); BenchError unless it routed the call OK."""
+    lines = fastagi_session(address, route_request(address))
+    if not any(STATUS_OK_LINE in line for line in lines):
+        raise BenchError(f"callroute-fastagi did not route {EXT} OK: {lines!r}")
+    return lines
+
+
 def fastagi_session(address: tuple[str, int], request: bytes,
                     marks: list[float] | None = None) -> list[bytes]:
     """One FastAGI session as Asterisk runs it: every command gets `200 result=1`.

@@ -221,8 +221,7 @@ def fastagi_level(ctx: Context) -> SectionReport:
         log(f"fastagi: {trips} AGI round trip(s) per decision; sequential requests")
         sequential, _ = fa.fastagi_sequential(server.address, plan.fastagi_runs)
         log("fastagi: the bare agent (floor), sequential requests")
-        bare = _bare_sequential(ctx, fastagi_session(server.address,
-                                                      route_request(server.address)))
+        bare = _bare_sequential(ctx, fa.routed_answer(server.address))
         loads = {}
         for clients in (8, 64):
             log(f"fastagi: {clients} client processes for {plan.load_seconds:g}s")

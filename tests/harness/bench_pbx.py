@@ -53,7 +53,7 @@ from pathlib import Path
 
 from tests.harness import bare_agi
 from tests.harness.bench_common import BenchError, Context, SectionReport, Stats, log
-from tests.harness.bench_fastagi import STATUS_OK_LINE, fastagi_session, route_request
+from tests.harness.bench_fastagi import routed_answer
 from tests.harness.bench_pbx_report import MODE_TITLES, PbxPlan, Run, report
 from tests.harness.load import start_caller, start_phone
 from tests.harness.pbx import FASTAGI_HOST, FASTAGI_PORT, TestPBX
@@ -113,10 +113,7 @@ class PbxBench:
             return
         if not tcp_port_free("127.0.0.1", BARE_PORT):
             raise BenchError(f"TCP 127.0.0.1:{BARE_PORT} is taken by another process")
-        address = (FASTAGI_HOST, FASTAGI_PORT)
-        lines = fastagi_session(address, route_request(address))
-        if not any(STATUS_OK_LINE in line for line in lines):
-            raise BenchError(f"callroute-fastagi did not route {EXT} OK: {lines!r}")
+        lines = routed_answer((FASTAGI_HOST, FASTAGI_PORT))
         url = self.pbx.redis_url
         assert url is not None  # the PBX is up
         self.bare = bare_agi.start(BARE_PORT, url, EXT, lines, self.ctx.workdir / "pbx")
