@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
 from agi import variables as v
 from tests.asterisk_parser import parse_args, set_pairs
 from tests.fake_asterisk import console_script
 from tests.harness.procs import free_port, stop_popen, wait_until
-from tests.harness.redis_server import RedisServer
+from tests.harness.redis_server import RedisServer, empty_db_client
 
 pytestmark = pytest.mark.redis
 
@@ -121,31 +120,28 @@ def send_then_wait_for_close(port: int, payload: bytes, half_close: bool = True)
 @pytest.fixture(scope="module")
 def agent(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
           empty_ini: Path) -> Iterator[Agent]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushdb()
-    client.hset("callroute:ext:1001", mapping={
-        "devices": '["PJSIP/1001"]', "forward_enabled": "1",
-        "forward_target": "+33612345678", "did": "+33100001001"})
-    client.set("callroute:ext:1002", "a string where a hash belongs")  # WRONGTYPE
-    port = free_port()
-    log = tmp_path_factory.mktemp("fastagi") / "fastagi.log"
-    env = {"PATH": "/usr/bin:/bin", "CALLROUTE_CONFIG": str(empty_ini),
-           "CALLROUTE_COUNTRY": "FR", "CALLROUTE_REDIS_URL": redis_server.url}
-    with log.open("wb") as sink:  # a file, not a pipe: 1,000 refusals log 1,000 lines
-        proc = subprocess.Popen([str(console_script("callroute-fastagi")), "--listen",
-                                 f"127.0.0.1:{port}"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: _answers(port), 10, "callroute-fastagi to answer")
-        found = Agent(proc, port, log)
-        for _ in range(50):  # warm up: imports, worker threads, pooled connections
-            route(port)
-        found.idle_rss_kib = found.status()[0]
-        yield found
-    finally:
-        stop_popen(proc)
-        client.flushdb()
-        client.close()
+    with empty_db_client(redis_server.url) as client:
+        client.hset("callroute:ext:1001", mapping={
+            "devices": '["PJSIP/1001"]', "forward_enabled": "1",
+            "forward_target": "+33612345678", "did": "+33100001001"})
+        client.set("callroute:ext:1002", "a string where a hash belongs")  # WRONGTYPE
+        port = free_port()
+        log = tmp_path_factory.mktemp("fastagi") / "fastagi.log"
+        env = {"PATH": "/usr/bin:/bin", "CALLROUTE_CONFIG": str(empty_ini),
+               "CALLROUTE_COUNTRY": "FR", "CALLROUTE_REDIS_URL": redis_server.url}
+        with log.open("wb") as sink:  # a file, not a pipe: 1,000 refusals log 1,000 lines
+            proc = subprocess.Popen([str(console_script("callroute-fastagi")), "--listen",
+                                     f"127.0.0.1:{port}"], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: _answers(port), 10, "callroute-fastagi to answer")
+            found = Agent(proc, port, log)
+            for _ in range(50):  # warm up: imports, worker threads, pooled connections
+                route(port)
+            found.idle_rss_kib = found.status()[0]
+            yield found
+        finally:
+            stop_popen(proc)
 
 
 def _answers(port: int) -> bool:

@@ -21,7 +21,7 @@ from tests.asterisk_parser import set_pairs
 from tests.fake_asterisk import agi_session, console_script
 from tests.harness.net import start_fastagi
 from tests.harness.procs import free_port, stop_popen
-from tests.harness.redis_server import RedisServer
+from tests.harness.redis_server import RedisServer, empty_db_client
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult
@@ -90,19 +90,14 @@ def test_cli_never_prints_the_password(which: str, run_cli, password_redis: Redi
                                        closed_port: int,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLROUTE_REDIS_URL", _urls(password_redis, closed_port)[which])
-    admin = redis.Redis.from_url(password_redis.url)
-    admin.flushdb()
     codes = []
-    try:
+    with empty_db_client(password_redis.url):
         for argv in CLI_COMMANDS:
             result = run_cli(*argv)
             codes.append(result.code)
             _no_secret(result.out, result.err)
             assert result.code in (0, 1, 2)
             assert result.code == 0 or len(result.err_lines()) == 1, result.err
-    finally:
-        admin.flushdb()
-        admin.close()
     if which in ("right-password", "user-and-right-password", "query-password"):
         assert codes == [0] * 8 + [2, 0, 0, 2, 0]  # the commands really ran
     else:
@@ -208,17 +203,12 @@ def test_right_password_works_and_is_never_shown(run_cli: Cli,
                                                  password_redis: RedisServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALLROUTE_REDIS_URL", password_redis.url)
-    client = redis.Redis.from_url(password_redis.url, decode_responses=True)
-    client.flushdb()
-    try:
+    with empty_db_client(password_redis.url) as client:
         for argv in (["ext", "add", "1001"], ["ext", "show", "1001"], ["ext", "list", "--json"]):
             result = run_cli(*argv)
             assert result.code == 0
             assert PASSWORD not in result.out + result.err
         assert client.exists(KEY) == 1
-    finally:
-        client.flushdb()
-        client.close()
 
 
 def test_call_path_read_with_password(password_redis: RedisServer,
