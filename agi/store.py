@@ -302,7 +302,7 @@ class AdminStore:
 
         return self._call("update the company settings", attempt)
 
-    def add_audit(self, pipe, record: dict[str, str]) -> None:
+    def add_audit(self, pipe: Pipeline, record: dict[str, str]) -> None:
         """Queue `record` on `pipe`, the MULTI of the write it describes."""
         pipe.xadd(audit_key(self.prefix), record, maxlen=self.config.audit_max,
                   approximate=True)
